@@ -1,0 +1,13 @@
+# Compiler flags shared by every gcprune target: warnings on, optional sanitizers and native tuning.
+set(GCPRUNE_WARNING_FLAGS -Wall -Wextra -Wno-unused-parameter)
+if(GCPRUNE_WERROR)
+  list(APPEND GCPRUNE_WARNING_FLAGS -Werror)
+endif()
+set(GCPRUNE_EXTRA_FLAGS "")
+if(GCPRUNE_NATIVE)
+  list(APPEND GCPRUNE_EXTRA_FLAGS -march=native)
+endif()
+if(GCPRUNE_SANITIZE)
+  list(APPEND GCPRUNE_EXTRA_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

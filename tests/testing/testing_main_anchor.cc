@@ -1,0 +1,2 @@
+// Anchor translation unit for the header-only test helpers.
+#include "tests/testing/status_matchers.h"
