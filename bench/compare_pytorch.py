@@ -405,11 +405,19 @@ def _format(head, body, markdown):
 def markdown_report(result):
     env = result["environment"]
     lines = [f"Measured {result['generated']} with `{result['command']}`: {env['threads']} threads, "
-             f"PyTorch {env['torch_version']} on {env['blas']['kind']}, engine build type "
-             f"{result['engine'].get('build_type') or 'n/a'}, load average {env['load_average']:.2f} before the run "
+             f"PyTorch {env['torch_version']} on {env['blas']['kind']}, {_engine_source(result['engine'])}, "
+             f"load average {env['load_average']:.2f} before the run "
              f"and {env['load_average_after']:.2f} after.",
              "Images/s are wall-clock medians; ratio = gcprune / PyTorch; the causal/train rows are time ratios.", ""]
     return "\n".join(lines + table_lines(result["rows"], result["causal_over_train"], markdown=True)) + "\n"
+
+
+def _engine_source(info):
+    if info.get("json"):
+        return f"engine numbers read from {info['json']}"
+    if info.get("binary"):
+        return f"engine build type {info.get('build_type') or 'unknown'}, runs interleaved with PyTorch's"
+    return "no engine numbers"
 
 
 def update_doc(path, fragment):
