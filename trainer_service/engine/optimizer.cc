@@ -70,6 +70,17 @@ absl::Status ValidateParams(const std::vector<Parameter*>& params, const char* w
   return absl::OkStatus();
 }
 
+// a·b + c as torch computes it on this CPU: its tensor kernels for `add(other, alpha)` and `addcmul`
+// fuse the last multiply-add when the CPU has FMA (AVX2 and up) and round twice otherwise. The build
+// compiles this file with -ffp-contract=off, so these are the only fused operations.
+inline float MulAdd(float a, float b, float c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 bool InUnitInterval(double x) { return x >= 0.0 && x < 1.0; }
 bool NonNegativeFinite(float x) { return std::isfinite(x) && x >= 0.0f; }
 
@@ -152,19 +163,21 @@ void SgdKernel(float* __restrict w, float* __restrict g, float* __restrict buf, 
                int64_t begin, int64_t end, float lr, float wd, float mu) {
   const float neg_lr = -lr;
   for (int64_t j = begin; j < end; ++j) {
+    // torch: d_p = grad.add(param, alpha=wd); buf.mul_(mu).add_(d_p); d_p = d_p.add(buf, alpha=mu)
+    // (Nesterov) or buf; param.add_(d_p, alpha=-lr).
     float d = g[j];
-    if (wd != 0.0f) d = d + wd * w[j];
+    if (wd != 0.0f) d = MulAdd(wd, w[j], d);
     if constexpr (kMomentum) {
       float b = buf[j] * mu + d;
       if constexpr (kMasked) b = mask[j] ? b : 0.0f;
       buf[j] = b;
       if constexpr (kNesterov) {
-        d = d + mu * b;
+        d = MulAdd(mu, b, d);
       } else {
         d = b;
       }
     }
-    const float updated = w[j] + neg_lr * d;
+    const float updated = MulAdd(neg_lr, d, w[j]);
     if constexpr (kMasked) {
       w[j] = mask[j] ? updated : 0.0f;
       g[j] = mask[j] ? g[j] : 0.0f;
@@ -229,10 +242,13 @@ void AdamKernel(float* __restrict w, float* __restrict g, float* __restrict m, f
                 const uint8_t* __restrict mask, int64_t begin, int64_t end, const AdamCoefficients& c) {
   const AdamCoefficients k = c;  // a local copy the compiler can keep in registers
   for (int64_t j = begin; j < end; ++j) {
+    // torch: grad = grad.add(param, alpha=wd); exp_avg.mul_(b1).add_(grad, alpha=1-b1);
+    // exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1-b2); denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps);
+    // param.addcdiv_(exp_avg, denom, value=-step_size).
     float d = g[j];
-    if (k.weight_decay != 0.0f) d = d + k.weight_decay * w[j];
-    float mj = m[j] * k.beta1 + k.one_minus_beta1 * d;
-    float vj = v[j] * k.beta2 + k.one_minus_beta2 * d * d;
+    if (k.weight_decay != 0.0f) d = MulAdd(k.weight_decay, w[j], d);
+    float mj = MulAdd(k.one_minus_beta1, d, m[j] * k.beta1);
+    float vj = MulAdd(k.one_minus_beta2 * d, d, v[j] * k.beta2);
     const float denom = std::sqrt(vj) / k.bias2_sqrt + k.eps;
     const float updated = w[j] + k.neg_step_size * mj / denom;
     if constexpr (kMasked) {
