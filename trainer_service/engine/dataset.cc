@@ -70,6 +70,7 @@ class ByteReader {
       reader->gzip_ = true;
       reader->zs_.next_in = reader->in_.get();
       reader->zs_.avail_in = static_cast<uInt>(reader->in_len_);
+      reader->ReadGzipSizeTrailer();
     }
     return reader;
   }
@@ -78,6 +79,9 @@ class ByteReader {
   bool gzipped() const { return gzip_; }
   // Size of the file on disk (compressed size for gzip files).
   uint64_t file_size() const { return file_size_; }
+  // What the decoded size probably is, for reserving memory: the file size, or for gzip the size its
+  // trailer records (exact for one member below 4 GiB; never trusted for anything but reservations).
+  uint64_t decoded_size_hint() const { return gzip_ ? gzip_size_hint_ : file_size_; }
   // Decoded bytes delivered so far.
   uint64_t offset() const { return offset_; }
 
@@ -124,6 +128,19 @@ class ByteReader {
  private:
   ByteReader(std::string path, std::FILE* file, uint64_t file_size)
       : path_(std::move(path)), file_(file), file_size_(file_size), in_(new uint8_t[kBufferBytes]) {}
+
+  // Reads ISIZE, the last 4 bytes of a gzip file (little-endian), then returns to where reading was.
+  void ReadGzipSizeTrailer() {
+    uint8_t isize[4];
+    const long resume = std::ftell(file_);
+    if (file_size_ >= 18 && resume >= 0 && std::fseek(file_, -4, SEEK_END) == 0 &&
+        std::fread(isize, 1, 4, file_) == 4) {
+      gzip_size_hint_ = uint64_t{isize[0]} | uint64_t{isize[1]} << 8 | uint64_t{isize[2]} << 16 |
+                        uint64_t{isize[3]} << 24;
+    }
+    if (resume >= 0) std::fseek(file_, resume, SEEK_SET);
+    std::clearerr(file_);
+  }
 
   absl::Status Refill() {
     in_pos_ = 0;
@@ -197,6 +214,7 @@ class ByteReader {
   std::string path_;
   std::FILE* file_;
   uint64_t file_size_;
+  uint64_t gzip_size_hint_ = 0;
   std::unique_ptr<uint8_t[]> in_;
   size_t in_pos_ = 0, in_len_ = 0;
   bool gzip_ = false;
@@ -217,11 +235,13 @@ std::array<float, 256> NormalisationTable(float mean, float stddev) {
   return table;
 }
 
-// Reserves `n` elements of `v` up to kReserveCap; RESOURCE_EXHAUSTED if the memory is not there.
+// Reserves min(n, hint, kReserveCap) elements of `v`, where `hint` is what the file's size suggests;
+// RESOURCE_EXHAUSTED if the memory is not there.
 template <typename T>
-absl::Status ReserveSome(std::vector<T>* v, int64_t n, const std::string& path) {
+absl::Status ReserveSome(std::vector<T>* v, int64_t n, uint64_t hint, const std::string& path) {
+  n = std::min<int64_t>({n, kReserveCap, static_cast<int64_t>(std::min<uint64_t>(hint, uint64_t{1} << 40))});
   try {
-    v->reserve(static_cast<size_t>(std::min(n, kReserveCap)));
+    v->reserve(static_cast<size_t>(std::max<int64_t>(n, 0)));
   } catch (const std::bad_alloc&) {
     return FileError(absl::StatusCode::kResourceExhausted, path, absl::StrCat("cannot allocate ", n, " elements"));
   }
@@ -238,7 +258,7 @@ absl::StatusOr<IdxFile> OpenIdx(const std::string& path, int ndims) {
   IdxFile idx;
   GCPRUNE_ASSIGN_OR_RETURN(idx.reader, ByteReader::Open(path));
   uint8_t header[16];
-  GCPRUNE_RETURN_IF_ERROR(idx.reader->ReadExact(header, 4 + 4 * static_cast<size_t>(ndims), "the IDX header"));
+  GCPRUNE_RETURN_IF_ERROR(idx.reader->ReadExact(header, 4, "the IDX magic"));
   const uint32_t magic = BigEndian32(header);
   const uint32_t expected = 0x0800u | static_cast<uint32_t>(ndims);
   if (magic != expected) {
@@ -246,6 +266,7 @@ absl::StatusOr<IdxFile> OpenIdx(const std::string& path, int ndims) {
                      absl::StrFormat("bad IDX magic 0x%08x, expected 0x%08x (unsigned bytes, %d dimension%s)",
                                      magic, expected, ndims, ndims == 1 ? "" : "s"));
   }
+  GCPRUNE_RETURN_IF_ERROR(idx.reader->ReadExact(header + 4, 4 * static_cast<size_t>(ndims), "the IDX dimensions"));
   for (int d = 0; d < ndims; ++d) {
     const int64_t dim = BigEndian32(header + 4 + 4 * d);
     const int64_t limit = d == 0 ? (int64_t{1} << 31) - 1 : 65536;
@@ -339,12 +360,13 @@ absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::strin
   data.width = static_cast<int>(images.dims[2]);
   data.num_classes = options.num_classes;
   const int64_t numel = data.image_numel();
-  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.images, data.size * numel, images_path));
+  GCPRUNE_RETURN_IF_ERROR(
+      ReserveSome(&data.images, data.size * numel, images.reader->decoded_size_hint(), images_path));
   GCPRUNE_RETURN_IF_ERROR(ReadNormalised(images.reader.get(), count * numel, data.size * numel,
                                          NormalisationTable(mean, stddev), "pixel data", &data.images));
   GCPRUNE_RETURN_IF_ERROR(images.reader->ExpectEnd(absl::StrCat(count, " images")));
 
-  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.labels, data.size, labels_path));
+  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.labels, data.size, labels.reader->decoded_size_hint(), labels_path));
   std::vector<uint8_t> chunk(kChunkBytes);
   for (int64_t done = 0; done < count;) {
     const size_t n = static_cast<size_t>(std::min<int64_t>(count - done, kChunkBytes));
@@ -409,11 +431,11 @@ absl::StatusOr<Dataset> LoadCifar10(const std::string& dir, Split split, const L
   data.num_classes = 10;
   int64_t expected = 0;
   for (const auto& reader : readers) {
-    expected += reader->gzipped() ? 10000 : static_cast<int64_t>(reader->file_size() / kRecord);
+    expected += static_cast<int64_t>(reader->decoded_size_hint() / kRecord);
   }
   if (options.subset > 0) expected = std::min(expected, options.subset);
-  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.images, expected * kNumel, paths[0]));
-  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.labels, expected, paths[0]));
+  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.images, expected * kNumel, ~uint64_t{0}, paths[0]));
+  GCPRUNE_RETURN_IF_ERROR(ReserveSome(&data.labels, expected, ~uint64_t{0}, paths[0]));
 
   std::vector<uint8_t> record(kRecord);
   int64_t total = 0;
