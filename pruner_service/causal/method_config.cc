@@ -22,7 +22,15 @@ absl::Status Invalid(absl::string_view key, const std::string& value, absl::stri
   return absl::InvalidArgumentError(absl::StrCat(key, ": ", value, " ", why));
 }
 
-std::string Num(double v) { return absl::StrFormat("%.17g", v); }
+// The shortest of %.15g..%.17g that reads back as the same double ("0.4", not "0.40000000000000002").
+std::string Num(double v) {
+  for (int precision : {15, 16}) {
+    std::string text = absl::StrFormat("%.*g", precision, v);
+    double back;
+    if (absl::SimpleAtod(text, &back) && back == v) return text;
+  }
+  return absl::StrFormat("%.17g", v);
+}
 
 absl::Status CheckRange(absl::string_view key, double v, double lo, double hi, bool hi_open = false) {
   if (!std::isfinite(v) || v < lo || v > hi || (hi_open && v == hi)) {
