@@ -37,7 +37,7 @@ struct LassoSgdV2Options {
   int minibatch = 16;         // samples per minibatch (the last one may be smaller)
   double lr0 = 0.1;           // lr_τ = lr0 / τ^lr_power
   double lr_power = 0.1;
-  double l1 = 1e-3;           // α = l1 / N, N = number of columns (pruned ones included)
+  double l1 = 1e-3;           // α = l1 / N, N = active.size(): all prunable weights, pruned included
   double grad_clamp = 1e12;   // each gradient component is clamped to ±grad_clamp
   int max_epochs = 30;
   int patience = 2;           // stop after this many epochs in a row without improvement

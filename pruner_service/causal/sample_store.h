@@ -73,6 +73,9 @@ class SampleStore : public RowSource {
   // True when a sample is pending and every feature of it has been stored.
   bool pending() const { return pending_; }
   bool pending_complete() const { return pending_ && coverage_.complete(); }
+  // OK when the pending sample is complete; FAILED_PRECONDITION without one; INVALID_ARGUMENT naming
+  // the first missing range (tensor, group, elements) otherwise.
+  absl::Status CheckPendingComplete() const;
 
   // Commits the pending sample with target `y` (stored as given, any value: the fits turn non-finite
   // targets into 0) and returns its row index. FAILED_PRECONDITION without a pending sample;

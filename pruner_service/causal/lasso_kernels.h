@@ -1,0 +1,42 @@
+// The memory-bound inner loops of LassoSGD over float32 or bfloat16 rows (AVX-512 when the build
+// targets it, portable C++ otherwise), and the streaming pass that is their bandwidth yardstick.
+#ifndef GCPRUNE_PRUNER_SERVICE_CAUSAL_LASSO_KERNELS_H_
+#define GCPRUNE_PRUNER_SERVICE_CAUSAL_LASSO_KERNELS_H_
+
+#include <cstdint>
+
+#include "pruner_service/causal/method_config.h"
+#include "pruner_service/causal/sample_store.h"
+
+namespace gcprune::pruner::lasso_kernels {
+
+// Columns per chunk: the unit of work and of the fixed-order dot-product reduction. 4096 float32
+// coefficients (16 KiB) stay in L1 while a chunk of every row of a minibatch streams past them.
+inline constexpr int64_t kChunkColumns = 4096;
+
+// rows[i] + column k is element (i, k); all rows share one encoding (float32 or bfloat16 bits).
+struct RowBatch {
+  const void* const* rows = nullptr;
+  int num_rows = 0;
+  SampleEncoding encoding = SampleEncoding::kFloat32;
+};
+
+// out[i] = Σ_{k ∈ [begin, end)} x_ik β_k for every row i of the batch, summed in a fixed order
+// (16-lane float32 partial sums, then double). REQUIRES: end - begin <= kChunkColumns.
+void DotChunk(const RowBatch& batch, const float* beta, int64_t begin, int64_t end, double* out);
+
+// The truncated-gradient update of columns [begin, end) (see lasso_sgd.h):
+//   g_k = clamp(Σ_i coef[i] x_ik, ±clamp) (rows in order), z_k = β_k − lr g_k, cumulative-penalty
+//   truncation with u and q_k, q_k += β_k − z_k; only where active[k − begin] != 0.
+// If `old_beta` is not null, β_k before the update is first copied to old_beta[k] (all k).
+// REQUIRES: end - begin <= kChunkColumns.
+void UpdateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
+                 float clamp, const uint8_t* active, float* beta, float* q, float* old_beta);
+
+// Σ of every stored value of every committed row, read once in storage order with `num_threads`
+// threads: the plain streaming pass a LassoSGD epoch is measured against.
+double StreamingSum(const SampleStore& store, int num_threads);
+
+}  // namespace gcprune::pruner::lasso_kernels
+
+#endif  // GCPRUNE_PRUNER_SERVICE_CAUSAL_LASSO_KERNELS_H_

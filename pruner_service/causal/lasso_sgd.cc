@@ -1,0 +1,353 @@
+// LassoSGD for V2 (global, minibatches) and V1 (per layer, per sample) on one shared engine.
+//
+// Memory traffic, the cost that matters at LeNet-5 scale (T = 235, N = 430,500): a minibatch needs two
+// passes over its rows, because the gradient Σ_i r_i x_i needs every residual r_i = x_i·β − Y_i, and
+// r_i needs the whole row. A minibatch of 16 rows is 27.5 MB as float32 and 13.8 MB as bfloat16; with
+// β and q (3.4 MB) the bfloat16 minibatch fits the 32 MB L3, and the second pass reads it from cache.
+// Each thread owns a fixed contiguous range of 4096-column chunks; pass 1 (dot products) walks its
+// range forwards and pass 2 (gradient and update) backwards, so pass 2 starts with the columns pass 1
+// touched last, still in L2 and L3: for float32 most of the second pass hits the L3 too, instead of
+// L3's LRU having evicted exactly the columns that are needed next. Within a chunk, β (16 KiB) and the
+// gradient buffer stay in L1 while each row's chunk streams through once; four rows share each β load.
+// The dot products' partial sums are stored per chunk and added in chunk order by one thread, so the
+// result is the same for any number of threads.
+#include "pruner_service/causal/lasso_sgd.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "absl/strings/str_format.h"
+#include "pruner_service/causal/lasso_kernels.h"
+#include "pruner_service/causal/sample_store.h"
+#include "pruner_service/causal/splitmix64.h"
+
+namespace gcprune::pruner {
+namespace {
+
+using lasso_kernels::kChunkColumns;
+using lasso_kernels::RowBatch;
+
+// The rows of a RowSource as pointers in one encoding. A SampleStore is read in place in its own
+// encoding; other sources in place when Row() returns their storage, else copied once.
+struct RowTable {
+  SampleEncoding encoding = SampleEncoding::kFloat32;
+  std::vector<const void*> rows;
+  std::vector<std::unique_ptr<float[]>> owned;
+};
+
+RowTable MakeRowTable(const RowSource& x) {
+  RowTable table;
+  const int64_t rows = x.num_rows();
+  table.rows.resize(static_cast<size_t>(rows));
+  if (const auto* store = dynamic_cast<const SampleStore*>(&x); store != nullptr) {
+    table.encoding = store->encoding();
+    for (int64_t t = 0; t < rows; ++t) table.rows[static_cast<size_t>(t)] = store->RawRow(t);
+    return table;
+  }
+  std::unique_ptr<float[]> scratch;
+  for (int64_t t = 0; t < rows; ++t) {
+    if (scratch == nullptr) scratch = std::make_unique<float[]>(static_cast<size_t>(std::max<int64_t>(1, x.num_cols())));
+    const float* row = x.Row(t, scratch.get());
+    if (row == scratch.get()) table.owned.push_back(std::move(scratch));
+    table.rows[static_cast<size_t>(t)] = row;
+  }
+  return table;
+}
+
+struct Chunk {
+  int64_t begin;
+  int64_t end;
+};
+
+// Cuts the ranges into chunks of at most kChunkColumns that never straddle a multiple of
+// `period` (the active vector's length), so each chunk's active flags are contiguous.
+std::vector<Chunk> MakeChunks(const std::vector<ColumnRange>& ranges, int64_t period) {
+  std::vector<Chunk> chunks;
+  for (const ColumnRange& range : ranges) {
+    for (int64_t begin = range.begin; begin < range.end;) {
+      const int64_t period_end = (begin / period + 1) * period;
+      const int64_t end = std::min({range.end, begin + kChunkColumns, period_end});
+      chunks.push_back({begin, end});
+      begin = end;
+    }
+  }
+  return chunks;
+}
+
+struct FitConfig {
+  int minibatch;
+  double lr0;
+  double lr_power;
+  double alpha;
+  double grad_clamp;
+  int max_epochs;
+  int patience;
+  double tol;
+  uint64_t seed;
+  int num_threads;
+  bool half_loss;  // ½ squared error (V1) instead of the squared error (V2)
+};
+
+// Coefficient arrays of num_cols floats; only the chunks' columns are read or written.
+struct FitState {
+  float* beta;
+  float* q;
+  float* best_beta;
+  float* reference_beta;  // may be null
+};
+
+inline int ThreadId() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+inline int NumThreads() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+LassoSgdReport RunFit(const RowTable& table, const std::vector<double>& targets, absl::Span<const uint8_t> active,
+                      const std::vector<Chunk>& chunks, const FitConfig& config, const FitState& state) {
+  const auto start_time = std::chrono::steady_clock::now();
+  LassoSgdReport report;
+  const int64_t t_rows = static_cast<int64_t>(table.rows.size());
+  const int64_t period = static_cast<int64_t>(active.size());
+  for (const Chunk& c : chunks) {
+    std::fill(state.beta + c.begin, state.beta + c.end, 0.0f);
+    std::fill(state.q + c.begin, state.q + c.end, 0.0f);
+    std::fill(state.best_beta + c.begin, state.best_beta + c.end, 0.0f);
+    if (state.reference_beta != nullptr) std::fill(state.reference_beta + c.begin, state.reference_beta + c.end, 0.0f);
+  }
+  const int64_t num_chunks = static_cast<int64_t>(chunks.size());
+  const int batch = static_cast<int>(std::min<int64_t>(config.minibatch, t_rows));
+  const int64_t num_batches = (t_rows + batch - 1) / batch;
+  std::vector<double> partials(static_cast<size_t>(num_chunks * batch));
+  std::vector<float> coef(static_cast<size_t>(batch));
+  std::vector<int64_t> perm;
+  std::vector<const void*> ordered(static_cast<size_t>(t_rows));
+  SplitMix64 rng(config.seed);
+  const bool parallel = config.num_threads > 1 && num_chunks >= 2;
+
+  int64_t tau = 0;
+  double u = 0.0;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int without_improvement = 0;
+  for (int epoch = 1; epoch <= config.max_epochs; ++epoch) {
+    ShufflePermutation(t_rows, &rng, &perm);
+    for (int64_t i = 0; i < t_rows; ++i) ordered[static_cast<size_t>(i)] = table.rows[static_cast<size_t>(perm[i])];
+    double loss_sum = 0.0;
+    float lr_f = 0.0f;
+    float u_f = 0.0f;
+#pragma omp parallel num_threads(config.num_threads) if (parallel)
+    {
+      const int tid = ThreadId();
+      const int nth = NumThreads();
+      const int64_t c_lo = num_chunks * tid / nth;
+      const int64_t c_hi = num_chunks * (tid + 1) / nth;
+      for (int64_t b = 0; b < num_batches; ++b) {
+        const int64_t first = b * batch;
+        const int n = static_cast<int>(std::min<int64_t>(batch, t_rows - first));
+        const RowBatch rows{ordered.data() + first, n, table.encoding};
+        for (int64_t c = c_lo; c < c_hi; ++c) {
+          const Chunk& chunk = chunks[static_cast<size_t>(c)];
+          lasso_kernels::DotChunk(rows, state.beta, chunk.begin, chunk.end, &partials[static_cast<size_t>(c * batch)]);
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+          double squared = 0.0;
+          const double scale = (config.half_loss ? 1.0 : 2.0) / n;
+          for (int i = 0; i < n; ++i) {
+            double prediction = 0.0;
+            for (int64_t c = 0; c < num_chunks; ++c) prediction += partials[static_cast<size_t>(c * batch + i)];
+            const double residual = prediction - targets[static_cast<size_t>(perm[first + i])];
+            squared += residual * residual;
+            coef[static_cast<size_t>(i)] = static_cast<float>(scale * residual);
+          }
+          loss_sum += (config.half_loss ? 0.5 : 1.0) * squared / n;
+          ++tau;
+          const double lr = config.lr0 / std::pow(static_cast<double>(tau), config.lr_power);
+          u += lr * config.alpha;
+          lr_f = static_cast<float>(lr);
+          u_f = static_cast<float>(u);
+        }
+        float* save = b == num_batches - 1 ? state.reference_beta : nullptr;
+        for (int64_t c = c_hi - 1; c >= c_lo; --c) {
+          const Chunk& chunk = chunks[static_cast<size_t>(c)];
+          lasso_kernels::UpdateChunk(rows, coef.data(), chunk.begin, chunk.end, lr_f, u_f,
+                                     static_cast<float>(config.grad_clamp), active.data() + chunk.begin % period,
+                                     state.beta, state.q, save);
+        }
+#pragma omp barrier
+      }
+    }
+    const double epoch_loss = loss_sum / static_cast<double>(num_batches);
+    report.epoch_losses.push_back(epoch_loss);
+    report.epochs_run = epoch;
+    if (epoch_loss < best_loss - config.tol) {
+      best_loss = epoch_loss;
+      report.best_epoch = epoch;
+      without_improvement = 0;
+      for (const Chunk& c : chunks) std::copy(state.beta + c.begin, state.beta + c.end, state.best_beta + c.begin);
+    } else if (++without_improvement >= config.patience) {
+      break;
+    }
+  }
+  for (const Chunk& c : chunks) {
+    std::copy(state.best_beta + c.begin, state.best_beta + c.end, state.beta + c.begin);
+    for (int64_t k = c.begin; k < c.end; ++k) {
+      report.nonzero += state.beta[k] != 0.0f ? 1 : 0;
+      report.negative += state.beta[k] < 0.0f ? 1 : 0;
+    }
+  }
+  report.stopped_early = report.epochs_run < config.max_epochs;
+  report.best_loss = report.best_epoch > 0 ? report.epoch_losses[static_cast<size_t>(report.best_epoch - 1)] : best_loss;
+  report.final_loss = report.epoch_losses.empty() ? 0.0 : report.epoch_losses.back();
+  report.updates = tau;
+  report.fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  return report;
+}
+
+template <typename Options>
+absl::Status ValidateCommon(const RowSource& x, absl::Span<const double> y, absl::Span<const uint8_t> active,
+                            const Options& o, const char* what) {
+  auto bad = [what](const std::string& field, const std::string& detail) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s %s: %s", what, field, detail));
+  };
+  if (x.num_rows() < 1) return bad("samples", "none (T = 0)");
+  if (x.num_cols() < 1) return bad("features", "none (N = 0)");
+  if (static_cast<int64_t>(y.size()) != x.num_rows()) {
+    return bad("y", absl::StrFormat("%d targets for %d samples", y.size(), x.num_rows()));
+  }
+  if (active.empty() || x.num_cols() % static_cast<int64_t>(active.size()) != 0) {
+    return bad("active", absl::StrFormat("length %d does not divide the %d columns", active.size(), x.num_cols()));
+  }
+  if (o.minibatch < 1) return bad("minibatch", absl::StrFormat("%d, must be >= 1", o.minibatch));
+  if (!(o.lr0 > 0.0) || !std::isfinite(o.lr0)) return bad("lr0", absl::StrFormat("%g, must be finite and > 0", o.lr0));
+  if (!(o.lr_power >= 0.0) || !std::isfinite(o.lr_power)) {
+    return bad("lr_power", absl::StrFormat("%g, must be finite and >= 0", o.lr_power));
+  }
+  if (!(o.l1 >= 0.0) || !std::isfinite(o.l1)) return bad("l1", absl::StrFormat("%g, must be finite and >= 0", o.l1));
+  if (!(o.grad_clamp > 0.0)) return bad("grad_clamp", absl::StrFormat("%g, must be > 0", o.grad_clamp));
+  if (o.max_epochs < 1) return bad("max_epochs", absl::StrFormat("%d, must be >= 1", o.max_epochs));
+  if (o.patience < 1) return bad("patience", absl::StrFormat("%d, must be >= 1", o.patience));
+  if (!(o.tol >= 0.0)) return bad("tol", absl::StrFormat("%g, must be >= 0", o.tol));
+  if (o.num_threads < 1) return bad("num_threads", absl::StrFormat("%d, must be >= 1", o.num_threads));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<double> NormalizeTargetsV2(absl::Span<const double> y) {
+  double sum = 0.0;
+  for (double v : y) sum += v;
+  const double mean = y.empty() ? 0.0 : sum / static_cast<double>(y.size());
+  std::vector<double> out(y.size());
+  for (size_t t = 0; t < y.size(); ++t) {
+    const double v = y[t] / mean;
+    out[t] = std::isfinite(v) ? v : 0.0;
+  }
+  return out;
+}
+
+absl::StatusOr<LassoSgdV2Result> FitLassoSgdV2(const RowSource& x, absl::Span<const double> y,
+                                               absl::Span<const uint8_t> active, const LassoSgdV2Options& options) {
+  absl::Status status = ValidateCommon(x, y, active, options, "LassoSGD V2");
+  if (!status.ok()) return status;
+  const int64_t cols = x.num_cols();
+  LassoSgdV2Result result;
+  result.normalized_targets = NormalizeTargetsV2(y);
+  const RowTable table = MakeRowTable(x);
+  const std::vector<Chunk> chunks = MakeChunks({ColumnRange{0, cols}}, static_cast<int64_t>(active.size()));
+  const FitConfig config{options.minibatch, options.lr0, options.lr_power,
+                         options.l1 / static_cast<double>(active.size()), options.grad_clamp, options.max_epochs,
+                         options.patience, options.tol, options.seed, options.num_threads, /*half_loss=*/false};
+  result.beta.resize(static_cast<size_t>(cols));
+  result.reference_beta.resize(static_cast<size_t>(cols));
+  std::vector<float> q(static_cast<size_t>(cols));
+  std::vector<float> best(static_cast<size_t>(cols));
+  result.report = RunFit(table, result.normalized_targets, active, chunks, config,
+                         FitState{result.beta.data(), q.data(), best.data(), result.reference_beta.data()});
+  return result;
+}
+
+absl::StatusOr<LassoSgdV1Result> FitLassoSgdV1(const RowSource& x, absl::Span<const double> y,
+                                               absl::Span<const uint8_t> active,
+                                               const std::vector<std::vector<ColumnRange>>& fits,
+                                               const LassoSgdV1Options& options) {
+  absl::Status status = ValidateCommon(x, y, active, options, "LassoSGD V1");
+  if (!status.ok()) return status;
+  const int64_t cols = x.num_cols();
+  std::vector<ColumnRange> all;
+  for (size_t f = 0; f < fits.size(); ++f) {
+    if (fits[f].empty()) return absl::InvalidArgumentError(absl::StrFormat("LassoSGD V1 fits[%d]: no columns", f));
+    for (const ColumnRange& r : fits[f]) {
+      if (r.begin < 0 || r.end > cols || r.begin >= r.end) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "LassoSGD V1 fits[%d]: column range [%d, %d) is empty or outside [0, %d)", f, r.begin, r.end, cols));
+      }
+      all.push_back(r);
+    }
+  }
+  std::sort(all.begin(), all.end(), [](const ColumnRange& a, const ColumnRange& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < all.size(); ++i) {
+    if (all[i].begin < all[i - 1].end) {
+      return absl::InvalidArgumentError(absl::StrFormat("LassoSGD V1 fits: column ranges [%d, %d) and [%d, %d) overlap",
+                                                        all[i - 1].begin, all[i - 1].end, all[i].begin, all[i].end));
+    }
+  }
+  std::vector<double> targets(y.size());
+  for (size_t t = 0; t < y.size(); ++t) targets[t] = std::isfinite(y[t]) ? y[t] : 0.0;
+  const RowTable table = MakeRowTable(x);
+  const FitConfig config{options.minibatch, options.lr0, options.lr_power, options.l1, options.grad_clamp,
+                         options.max_epochs, options.patience, options.tol, options.seed, options.num_threads,
+                         /*half_loss=*/true};
+  LassoSgdV1Result result;
+  result.beta.assign(static_cast<size_t>(cols), 0.0f);
+  std::vector<float> q(static_cast<size_t>(cols));
+  std::vector<float> best(static_cast<size_t>(cols));
+  for (const std::vector<ColumnRange>& fit : fits) {
+    const std::vector<Chunk> chunks = MakeChunks(fit, static_cast<int64_t>(active.size()));
+    result.reports.push_back(
+        RunFit(table, targets, active, chunks, config, FitState{result.beta.data(), q.data(), best.data(), nullptr}));
+  }
+  return result;
+}
+
+std::vector<std::vector<ColumnRange>> PerLayerFits(const Layout& layout, int feature_groups) {
+  std::vector<std::vector<ColumnRange>> fits;
+  const int64_t n = layout.num_features();
+  for (int i = 0; i < layout.num_tensors(); ++i) {
+    const int64_t offset = layout.feature_offset(i);
+    if (offset < 0) continue;
+    std::vector<ColumnRange> fit;
+    for (int g = 0; g < feature_groups; ++g) {
+      fit.push_back({g * n + offset, g * n + offset + layout.tensor(i).numel()});
+    }
+    fits.push_back(std::move(fit));
+  }
+  return fits;
+}
+
+std::vector<uint8_t> NonzeroWeights(absl::Span<const float> beta, int64_t num_weights) {
+  std::vector<uint8_t> keep(static_cast<size_t>(num_weights), 0);
+  for (size_t c = 0; c < beta.size(); ++c) {
+    if (beta[c] != 0.0f) keep[c % static_cast<size_t>(num_weights)] = 1;
+  }
+  return keep;
+}
+
+}  // namespace gcprune::pruner
