@@ -8,6 +8,7 @@
 #include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <utility>
@@ -30,14 +31,26 @@ constexpr int kKeepaliveTimeMs = 60 * 1000;
 constexpr int kKeepaliveTimeoutMs = 20 * 1000;
 constexpr int kMinClientPingIntervalMs = 10 * 1000;
 
-// Adds the reflection plugin to one builder, instead of to every builder of the process as
-// grpc::reflection::InitProtoReflectionServerBuilderPlugin does.
+// Decides reflection per server. Linking grpc++_reflection registers its plugin for every builder of
+// the process (a static initialiser calls InitProtoReflectionServerBuilderPlugin), so this option first
+// removes any reflection plugin and then adds exactly one if wanted.
 class ReflectionOption final : public grpc::ServerBuilderOption {
  public:
+  explicit ReflectionOption(bool enable) : enable_(enable) {}
   void UpdateArguments(grpc::ChannelArguments*) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
-    plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    auto reflection = std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>();
+    const std::string name = reflection->name();
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [&name](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+                                    return plugin->name() == name;
+                                  }),
+                   plugins->end());
+    if (enable_) plugins->push_back(std::move(reflection));
   }
+
+ private:
+  const bool enable_;
 };
 
 bool IsWildcardHost(const std::string& host) {
@@ -111,7 +124,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const ServerOption
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, kMinClientPingIntervalMs);
-  if (options.enable_reflection) builder.SetOption(std::make_unique<ReflectionOption>());
+  builder.SetOption(std::make_unique<ReflectionOption>(options.enable_reflection));
   for (const ServiceEntry& entry : services) builder.RegisterService(entry.service);
 
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

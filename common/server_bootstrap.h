@@ -34,8 +34,7 @@ struct ServerOptions {
   // TLS and bearer-token settings. auth_exempt_prefixes defaults to the health service.
   ServerSecurityOptions security = {{}, {}, {}, {}, {kHealthMethodPrefix}};
   // Serve grpc.reflection.v1alpha so that grpcurl and other generic clients can discover the services.
-  // Per server; do not also call grpc::reflection::InitProtoReflectionServerBuilderPlugin (it would
-  // register the service twice).
+  // Decided per server, whatever grpc::reflection::InitProtoReflectionServerBuilderPlugin did.
   bool enable_reflection = true;
   // Largest request message accepted, in bytes, in [1024, 1 GiB]. gRPC's default is 4 MiB; the protocol
   // keeps messages well below it.
