@@ -60,7 +60,9 @@ class ByteReader {
       const int err = errno;
       return FileError(absl::ErrnoToStatusCode(err), path, absl::StrCat("cannot open: ", std::strerror(err)));
     }
-    std::unique_ptr<ByteReader> reader(new ByteReader(path, file, static_cast<uint64_t>(st.st_size)));
+    // Pipes and devices have no size to check against.
+    const bool sized = S_ISREG(st.st_mode);
+    std::unique_ptr<ByteReader> reader(new ByteReader(path, file, sized ? static_cast<uint64_t>(st.st_size) : 0, sized));
     GCPRUNE_RETURN_IF_ERROR(reader->Refill());
     if (reader->in_len_ >= 2 && reader->in_[0] == 0x1f && reader->in_[1] == 0x8b) {
       std::memset(&reader->zs_, 0, sizeof(reader->zs_));
@@ -77,7 +79,8 @@ class ByteReader {
 
   const std::string& path() const { return path_; }
   bool gzipped() const { return gzip_; }
-  // Size of the file on disk (compressed size for gzip files).
+  // Size of the file on disk (compressed size for gzip files), when it is a regular file.
+  bool has_size() const { return sized_; }
   uint64_t file_size() const { return file_size_; }
   // What the decoded size probably is, for reserving memory: the file size, or for gzip the size its
   // trailer records (exact for one member below 4 GiB; never trusted for anything but reservations).
@@ -126,14 +129,14 @@ class ByteReader {
   }
 
  private:
-  ByteReader(std::string path, std::FILE* file, uint64_t file_size)
-      : path_(std::move(path)), file_(file), file_size_(file_size), in_(new uint8_t[kBufferBytes]) {}
+  ByteReader(std::string path, std::FILE* file, uint64_t file_size, bool sized)
+      : path_(std::move(path)), file_(file), file_size_(file_size), sized_(sized), in_(new uint8_t[kBufferBytes]) {}
 
   // Reads ISIZE, the last 4 bytes of a gzip file (little-endian), then returns to where reading was.
   void ReadGzipSizeTrailer() {
     uint8_t isize[4];
     const long resume = std::ftell(file_);
-    if (file_size_ >= 18 && resume >= 0 && std::fseek(file_, -4, SEEK_END) == 0 &&
+    if (sized_ && file_size_ >= 18 && resume >= 0 && std::fseek(file_, -4, SEEK_END) == 0 &&
         std::fread(isize, 1, 4, file_) == 4) {
       gzip_size_hint_ = uint64_t{isize[0]} | uint64_t{isize[1]} << 8 | uint64_t{isize[2]} << 16 |
                         uint64_t{isize[3]} << 24;
@@ -214,6 +217,7 @@ class ByteReader {
   std::string path_;
   std::FILE* file_;
   uint64_t file_size_;
+  bool sized_;
   uint64_t gzip_size_hint_ = 0;
   std::unique_ptr<uint8_t[]> in_;
   size_t in_pos_ = 0, in_len_ = 0;
@@ -276,7 +280,7 @@ absl::StatusOr<IdxFile> OpenIdx(const std::string& path, int ndims) {
     }
     idx.dims.push_back(dim);
   }
-  if (!idx.reader->gzipped()) {
+  if (!idx.reader->gzipped() && idx.reader->has_size()) {
     int64_t payload = 1;
     for (int64_t dim : idx.dims) payload *= dim;
     const uint64_t announced = 4 + 4 * static_cast<uint64_t>(ndims) + static_cast<uint64_t>(payload);
@@ -414,7 +418,7 @@ absl::StatusOr<Dataset> LoadCifar10(const std::string& dir, Split split, const L
   std::vector<std::unique_ptr<ByteReader>> readers;
   for (const std::string& path : paths) {
     GCPRUNE_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> reader, ByteReader::Open(path));
-    if (!reader->gzipped() && reader->file_size() % kRecord != 0) {
+    if (!reader->gzipped() && reader->has_size() && reader->file_size() % kRecord != 0) {
       return FileError(absl::StatusCode::kDataLoss, path,
                        absl::StrCat("size ", reader->file_size(), " is not a multiple of the ", kRecord,
                                     "-byte record (truncated?)"));

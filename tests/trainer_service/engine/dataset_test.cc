@@ -2,6 +2,7 @@
 // corrupted; the installed Fashion-MNIST), the portable shuffle and the batch iterator.
 #include "trainer_service/engine/dataset.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -122,6 +124,28 @@ TEST(LoadIdxTest, ReadsConcatenatedGzipMembers) {
   ASSERT_OK_AND_ASSIGN(Dataset data, LoadIdx(dir.Path("images.gz"), dir.Path("labels.gz"), kMean, kStd));
   EXPECT_EQ(data.size, 5);
   EXPECT_EQ(data.images.back(), Normalised(Pixel(59), kMean, kStd));
+}
+
+// A pipe has no size to check against or reserve by: the data alone decides.
+TEST(LoadIdxTest, ReadsFromPipes) {
+  TempDir dir;
+  const std::string images = IdxImages(5, 3, 4);
+  const std::string labels = IdxLabels({0, 1, 2, 3, 4});
+  ASSERT_EQ(::mkfifo(dir.Path("images").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo(dir.Path("labels").c_str(), 0600), 0);
+  // LoadIdx opens the images, then the labels: feed them in that order. The writer owns copies, so
+  // if a failure leaves it blocked on a pipe nobody opens, it can be detached safely.
+  std::thread writer([images_path = dir.Path("images"), labels_path = dir.Path("labels"),
+                      gz = Gzip(images), labels] {
+    WriteFile(images_path, gz);
+    WriteFile(labels_path, labels);
+  });
+  const absl::StatusOr<Dataset> data = LoadIdx(dir.Path("images"), dir.Path("labels"), kMean, kStd);
+  if (!data.ok()) writer.detach();
+  ASSERT_OK(data);
+  writer.join();
+  EXPECT_EQ(data->size, 5);
+  EXPECT_EQ(data->images[59], Normalised(Pixel(59), kMean, kStd));
 }
 
 TEST(LoadIdxTest, SubsetKeepsTheFirstExamples) {
