@@ -27,8 +27,8 @@ namespace {
 
 constexpr size_t kBufferBytes = size_t{1} << 18;  // compressed input and raw read-ahead
 constexpr size_t kChunkBytes = size_t{1} << 16;   // decoded bytes converted per pass
-// Output is reserved up front only up to this many elements; beyond it a (possibly lying) header
-// must be backed by data before memory is committed.
+// Output is reserved up front from the header and the file's (or gzip trailer's) size, but never more
+// than this many elements: beyond it, a possibly lying header must be backed by data as it arrives.
 constexpr int64_t kReserveCap = int64_t{1} << 28;
 
 absl::Status FileError(absl::StatusCode code, const std::string& path, const std::string& what) {

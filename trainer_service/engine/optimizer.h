@@ -44,7 +44,9 @@ struct OptimizerState {
 // parameter, its gradient and every state slot, so a pruned weight is exactly 0 after any step.
 // Masks are read through the Parameter pointers at every step, so a model may set or change a
 // parameter's mask between steps. Step does not allocate; tensors above 64k elements are updated by
-// all OpenMP threads. Thread-compatible: one thread at a time.
+// all OpenMP threads (OMP_NUM_THREADS, the pool oneDNN uses too; the split is elementwise, so results do
+// not depend on the thread count). Where other processes keep the cores busy, OMP_NUM_THREADS=1 avoids
+// waiting for descheduled threads. Thread-compatible: one thread at a time.
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
