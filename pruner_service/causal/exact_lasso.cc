@@ -232,8 +232,9 @@ class Solver {
   void Screen(const GapParts& g);
   // Picks the next working set into ws_ (ascending); gathers its missing columns.
   absl::Status SelectWorkingSet(const GapParts& g);
-  // Coordinate descent on ws_ until its own gap is below tol_in or the epoch budget is spent.
-  absl::Status SolveSubproblem(double tol_in);
+  // Coordinate descent on ws_ until its own gap is below tol_in, the iterate stops moving or the epoch
+  // budget is spent. *moved tells whether any coefficient changed.
+  absl::Status SolveSubproblem(double tol_in, bool* moved);
   void RecomputeResidual();
   float* RowScratch(int64_t rows);
 
@@ -314,9 +315,9 @@ GapParts Solver::GlobalGap() const {
   return ComputeGap(rr, yr, l1, max_abs_grad, alpha_, num_rows_);
 }
 
-// Gap-safe sphere test (Fercoq, Gramfort & Salmon 2015), in this objective's units: the optimal dual
-// point lies within sqrt(2·gap·T)/T of ν, so feature k is zero at the optimum when
-// α − s·|X_kᵀr|/T > sqrt(2·gap/T) · ‖X_k‖.
+// Gap-safe sphere test (Fercoq, Gramfort & Salmon 2015), in this objective's units: D is T-strongly
+// concave, so the optimal dual point lies within sqrt(2·gap/T) of ν, and feature k is zero at the optimum
+// when |X_kᵀν| + sqrt(2·gap/T)·‖X_k‖ < α, i.e. α − s·|X_kᵀr|/T > sqrt(2·gap/T)·‖X_k‖.
 void Solver::Screen(const GapParts& g) {
   const double radius = std::sqrt(2 * g.gap / static_cast<double>(num_rows_));
   for (int64_t k = 0; k < num_cols_; ++k) {
@@ -389,7 +390,8 @@ absl::Status Solver::SelectWorkingSet(const GapParts& g) {
   return absl::OkStatus();
 }
 
-absl::Status Solver::SolveSubproblem(double tol_in) {
+absl::Status Solver::SolveSubproblem(double tol_in, bool* moved) {
+  *moved = false;
   const double t = static_cast<double>(num_rows_);
   const int64_t w = static_cast<int64_t>(ws_.size());
   std::vector<const float*> cols(w);
@@ -414,6 +416,7 @@ absl::Status Solver::SolveSubproblem(double tol_in) {
     }
     ++result_.epochs;
     const bool stalled = max_delta == 0;
+    if (!stalled) *moved = true;
     if (!stalled && !IsGapCheckEpoch(epoch) && max_delta > options_.tol * max_beta) continue;
     if (options_.should_stop && options_.should_stop()) return Cancelled();
     double max_abs_grad = 0, l1 = 0, rr = 0, yr = 0;
@@ -453,14 +456,17 @@ absl::StatusOr<ExactLassoResult> Solver::Run(const std::vector<double>& xty_over
     if (result_.iterations >= options_.max_iterations || result_.epochs >= options_.max_epochs) break;
     if (options_.should_stop && options_.should_stop()) return Cancelled();
     Screen(g);
-    const std::vector<double> old_beta = beta_;
     const std::vector<int64_t> old_ws = ws_;
     GCPRUNE_RETURN_IF_ERROR(SelectWorkingSet(g));
     ++result_.iterations;
-    GCPRUNE_RETURN_IF_ERROR(SolveSubproblem(kInnerTolFraction * gap_tolerance));
-    RecomputeResidual();
+    bool moved = false;
+    GCPRUNE_RETURN_IF_ERROR(SolveSubproblem(kInnerTolFraction * gap_tolerance, &moved));
     // At the rounding floor nothing moves any more; another pass would give the same gap.
-    if (ws_ == old_ws && beta_ == old_beta) break;
+    if (!moved && ws_ == old_ws) {
+      result_.converged = g.gap <= gap_tolerance;
+      break;
+    }
+    RecomputeResidual();
   }
   result_.beta.assign(num_cols_, 0.0f);
   for (int64_t k : ws_) {

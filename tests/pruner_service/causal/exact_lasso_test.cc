@@ -258,7 +258,8 @@ bool ReadFixture(const std::string& path, Fixture* f) {
     do {
       if (!std::getline(in, line)) return false;
     } while (!line.empty() && line[0] == '#');
-    *s = std::istringstream(line);
+    s->clear();
+    s->str(line);
     return true;
   };
   std::istringstream s;
@@ -511,6 +512,24 @@ TEST(ExactLassoTest, ManyColumnsUseSmallWorkingSetsAndFewPasses) {
   EXPECT_LE(r.gather_passes, 10);
   EXPECT_GT(r.num_screened, 0);
   ExpectKkt(p.x, p.y, p.active, r.beta, alpha, 1e-3);
+}
+
+TEST(ExactLassoTest, WorkingSetCapBoundsTheGatheredColumns) {
+  Problem p = CausalLikeProblem(40, 3000, 17);
+  ASSERT_OK_AND_ASSIGN(auto lasso, ExactLasso::Create(&p.x, p.y, p.active));
+  const double alpha = 0.001 * lasso->alpha_max();
+  ExactLassoOptions options;
+  options.tol = 1e-10;
+  ASSERT_OK_AND_ASSIGN(ExactLassoResult free_run, lasso->Solve(alpha, options));
+  options.initial_working_set = 8;
+  // Just above the support: the columns of successive working sets overflow the cap and get regathered.
+  options.max_working_set = free_run.num_nonzero + 2;
+  ASSERT_OK_AND_ASSIGN(ExactLassoResult capped, lasso->Solve(alpha, options));
+  EXPECT_TRUE(capped.converged);
+  EXPECT_LE(capped.working_set_size, options.max_working_set);
+  EXPECT_GT(capped.iterations, free_run.iterations);
+  ExpectKkt(p.x, p.y, p.active, capped.beta, alpha, 1e-4);
+  for (int64_t k = 0; k < 3000; ++k) EXPECT_NEAR(capped.beta[k], free_run.beta[k], 1e-6) << k;
 }
 
 TEST(ExactLassoTest, DecodingSourceAndRepeatedSolvesGiveIdenticalResults) {
