@@ -3,6 +3,7 @@
 #ifndef GCPRUNE_PRUNER_SERVICE_CAUSAL_SPLITMIX64_H_
 #define GCPRUNE_PRUNER_SERVICE_CAUSAL_SPLITMIX64_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <numeric>
 #include <utility>
