@@ -49,13 +49,16 @@ inline RefTensor RefConv2d(const RefTensor& x, const std::vector<double>& w, con
       for (int64_t r = 0; r < oh; ++r)
         for (int64_t q = 0; q < ow; ++q) {
           double s = b != nullptr ? (*b)[o] : 0.0;
+          // The kernel rows and columns that land inside the input (zero padding elsewhere).
+          const int64_t y0 = r * stride - pad, x0 = q * stride - pad;
+          const int64_t kr0 = std::max<int64_t>(0, -y0), kr1 = std::min<int64_t>(k, h - y0);
+          const int64_t kc0 = std::max<int64_t>(0, -x0), kc1 = std::min<int64_t>(k, wd - x0);
           for (int64_t ci = 0; ci < c; ++ci)
-            for (int64_t kr = 0; kr < k; ++kr)
-              for (int64_t kc = 0; kc < k; ++kc) {
-                const int64_t yy = r * stride - pad + kr, xx = q * stride - pad + kc;
-                if (yy < 0 || yy >= h || xx < 0 || xx >= wd) continue;
-                s += w[((o * c + ci) * k + kr) * k + kc] * x.v[((i * c + ci) * h + yy) * wd + xx];
-              }
+            for (int64_t kr = kr0; kr < kr1; ++kr) {
+              const double* wrow = &w[((o * c + ci) * k + kr) * k];
+              const double* xrow = &x.v[((i * c + ci) * h + y0 + kr) * wd + x0];
+              for (int64_t kc = kc0; kc < kc1; ++kc) s += wrow[kc] * xrow[kc];
+            }
           y.v[((i * oc + o) * oh + r) * ow + q] = s;
         }
   return y;
