@@ -11,15 +11,31 @@
 namespace gcprune::pruner {
 namespace {
 
-// A candidate: ordered by (key, index), a strict total order, so nth_element's partition is unique.
-struct Entry {
+// A candidate weight, ordered by (key, feature index): a strict total order, so the set nth_element puts
+// in front is unique. When N <= 2^32 (every practical model) a candidate is one uint64 with the key in
+// the high half and the index in the low half, whose integer order is exactly that order; larger layouts
+// use a two-field struct.
+using PackedEntry = uint64_t;
+struct WideEntry {
   uint32_t key;
-  uint32_t tensor;
   int64_t index;
 };
-inline bool operator<(const Entry& a, const Entry& b) {
+inline bool operator<(const WideEntry& a, const WideEntry& b) {
   return a.key != b.key ? a.key < b.key : a.index < b.index;
 }
+
+template <typename E>
+E MakeEntry(uint32_t key, int64_t index);
+template <>
+PackedEntry MakeEntry<PackedEntry>(uint32_t key, int64_t index) {
+  return (static_cast<uint64_t>(key) << 32) | static_cast<uint64_t>(index);
+}
+template <>
+WideEntry MakeEntry<WideEntry>(uint32_t key, int64_t index) {
+  return {key, index};
+}
+inline int64_t IndexOf(PackedEntry e) { return static_cast<int64_t>(e & 0xFFFFFFFFu); }
+inline int64_t IndexOf(const WideEntry& e) { return e.index; }
 
 // ⌊fraction · n⌋ clamped to [0, n], tolerant of decimal fractions (0.29 · 100 is 28.999999999999996).
 int64_t FloorCount(double fraction, int64_t n) {
@@ -78,16 +94,17 @@ int64_t TrimFloors(int64_t budget, std::vector<int64_t>* lo) {
 }
 
 // Moves the `k` smallest entries of [first, last) to its front (unordered).
-void PartitionSmallest(std::vector<Entry>::iterator first, std::vector<Entry>::iterator last, int64_t k) {
+template <typename It>
+void PartitionSmallest(It first, It last, int64_t k) {
   if (k <= 0 || k >= last - first) return;
   std::nth_element(first, first + k, last);
 }
 
 // Entries of the kept weights, tensor by tensor (so each tensor's entries are one contiguous segment,
 // starting at segment[p]).
-std::vector<Entry> BuildEntries(absl::Span<const uint32_t> keys, const MaskSet& mask,
-                                std::vector<size_t>* segment) {
-  std::vector<Entry> entries;
+template <typename E>
+std::vector<E> BuildEntries(absl::Span<const uint32_t> keys, const MaskSet& mask, std::vector<size_t>* segment) {
+  std::vector<E> entries;
   entries.reserve(static_cast<size_t>(mask.num_kept()));
   segment->assign(static_cast<size_t>(mask.num_tensors()) + 1, 0);
   const uint8_t* keep = mask.keep().data();
@@ -95,7 +112,7 @@ std::vector<Entry> BuildEntries(absl::Span<const uint32_t> keys, const MaskSet& 
     (*segment)[p] = entries.size();
     const int64_t begin = mask.tensor(p).offset, end = begin + mask.tensor(p).numel;
     for (int64_t k = begin; k < end; ++k) {
-      if (keep[k]) entries.push_back({keys[k], static_cast<uint32_t>(p), k});
+      if (keep[k]) entries.push_back(MakeEntry<E>(keys[k], k));
     }
   }
   segment->back() = entries.size();
@@ -106,14 +123,15 @@ std::vector<Entry> BuildEntries(absl::Span<const uint32_t> keys, const MaskSet& 
 // ones to `chosen`. Layers whose unconstrained share exceeds their room are saturated with their smallest
 // and removed, then the rest is selected again: this equals taking entries in ascending order and
 // skipping full layers.
-void SelectGlobalWithCaps(std::vector<Entry> pool, int64_t remaining, std::vector<int64_t> extra,
-                          std::vector<Entry>* chosen) {
+template <typename E>
+void SelectGlobalWithCaps(std::vector<E> pool, int64_t remaining, std::vector<int64_t> extra, const MaskSet& mask,
+                          std::vector<E>* chosen) {
   const size_t num = extra.size();
   while (remaining > 0 && !pool.empty()) {
     const int64_t k = std::min<int64_t>(remaining, static_cast<int64_t>(pool.size()));
     PartitionSmallest(pool.begin(), pool.end(), k);
     std::vector<int64_t> share(num, 0);
-    for (int64_t i = 0; i < k; ++i) ++share[pool[i].tensor];
+    for (int64_t i = 0; i < k; ++i) ++share[mask.TensorOfFeature(IndexOf(pool[i]))];
     std::vector<bool> saturated(num, false);
     bool any = false;
     for (size_t p = 0; p < num; ++p) {
@@ -123,11 +141,12 @@ void SelectGlobalWithCaps(std::vector<Entry> pool, int64_t remaining, std::vecto
       chosen->insert(chosen->end(), pool.begin(), pool.begin() + k);
       return;
     }
-    std::vector<Entry> rest;
+    std::vector<E> rest;
     rest.reserve(pool.size());
-    std::vector<std::vector<Entry>> full(num);
-    for (const Entry& e : pool) {
-      (saturated[e.tensor] ? full[e.tensor] : rest).push_back(e);
+    std::vector<std::vector<E>> full(num);
+    for (const E& e : pool) {
+      const int p = mask.TensorOfFeature(IndexOf(e));
+      (saturated[p] ? full[p] : rest).push_back(e);
     }
     for (size_t p = 0; p < num; ++p) {
       if (!saturated[p]) continue;
@@ -187,17 +206,71 @@ std::vector<int64_t> Apportion(const std::vector<int64_t>& n, const std::vector<
 }
 
 // Sorted feature indices of the chosen entries, via a flag array (O(N), cheaper than sorting).
-void Finish(const std::vector<Entry>& chosen, const MaskSet& mask, Selection* out) {
+template <typename E>
+void Finish(const std::vector<E>& chosen, const MaskSet& mask, Selection* out) {
   std::vector<uint8_t> flag(static_cast<size_t>(mask.num_features()), 0);
+  for (const E& e : chosen) flag[static_cast<size_t>(IndexOf(e))] = 1;
   out->per_tensor.assign(static_cast<size_t>(mask.num_tensors()), 0);
-  for (const Entry& e : chosen) {
-    flag[static_cast<size_t>(e.index)] = 1;
-    ++out->per_tensor[e.tensor];
-  }
   out->features.reserve(chosen.size());
-  for (size_t k = 0; k < flag.size(); ++k) {
-    if (flag[k]) out->features.push_back(static_cast<int64_t>(k));
+  for (int p = 0; p < mask.num_tensors(); ++p) {
+    const size_t before = out->features.size();
+    const int64_t begin = mask.tensor(p).offset, end = begin + mask.tensor(p).numel;
+    for (int64_t k = begin; k < end; ++k) {
+      if (flag[static_cast<size_t>(k)]) out->features.push_back(k);
+    }
+    out->per_tensor[p] = static_cast<int64_t>(out->features.size() - before);
   }
+}
+
+// The selection proper, for k <= the room left (see SelectToPrune).
+template <typename E>
+void SelectEntries(absl::Span<const uint32_t> keys, const MaskSet& mask, int64_t k, RankScope scope,
+                   const Bounds& bounds, Selection* out) {
+  std::vector<size_t> segment;
+  std::vector<E> entries = BuildEntries<E>(keys, mask, &segment);
+  const int num = mask.num_tensors();
+  std::vector<E> chosen;
+  chosen.reserve(static_cast<size_t>(k));
+  auto take_smallest = [&](int p, int64_t m) {
+    auto first = entries.begin() + static_cast<std::ptrdiff_t>(segment[p]);
+    auto last = entries.begin() + static_cast<std::ptrdiff_t>(segment[p + 1]);
+    PartitionSmallest(first, last, m);
+    chosen.insert(chosen.end(), first, first + m);
+  };
+
+  if (scope == RankScope::kPerLayer) {
+    std::vector<int64_t> n(num), a(num), b(num);
+    for (int p = 0; p < num; ++p) {
+      n[p] = mask.tensor(p).numel;
+      a[p] = mask.num_pruned(p) + bounds.lo[p];
+      b[p] = mask.num_pruned(p) + bounds.hi[p];
+    }
+    const std::vector<int64_t> t = Apportion(n, a, b, mask.num_pruned() + k);
+    for (int p = 0; p < num; ++p) take_smallest(p, t[p] - mask.num_pruned(p));
+  } else {
+    int64_t remaining = k;
+    std::vector<int64_t> extra(num);
+    bool whole = true;  // every tensor's whole segment is a candidate: no copy needed
+    for (int p = 0; p < num; ++p) {
+      take_smallest(p, bounds.lo[p]);
+      remaining -= bounds.lo[p];
+      extra[p] = bounds.hi[p] - bounds.lo[p];
+      whole = whole && bounds.lo[p] == 0 && extra[p] > 0;
+    }
+    std::vector<E> pool;
+    if (whole) {
+      pool = std::move(entries);
+    } else {
+      pool.reserve(entries.size());
+      for (int p = 0; p < num; ++p) {
+        if (extra[p] == 0) continue;
+        pool.insert(pool.end(), entries.begin() + static_cast<std::ptrdiff_t>(segment[p] + bounds.lo[p]),
+                    entries.begin() + static_cast<std::ptrdiff_t>(segment[p + 1]));
+      }
+    }
+    SelectGlobalWithCaps(std::move(pool), remaining, std::move(extra), mask, &chosen);
+  }
+  Finish(chosen, mask, out);
 }
 
 }  // namespace
@@ -247,8 +320,10 @@ std::vector<uint32_t> OrderKeys(absl::Span<const float> scores, bool absolute) {
   return keys;
 }
 
-absl::StatusOr<Selection> SelectToPrune(absl::Span<const uint32_t> keys, const MaskSet& mask, int64_t count,
-                                        RankScope scope, const LayerLimits& limits) {
+namespace {
+
+absl::StatusOr<Selection> Select(absl::Span<const uint32_t> keys, const MaskSet& mask, int64_t count,
+                                 RankScope scope, const LayerLimits& limits, bool wide) {
   if (static_cast<int64_t>(keys.size()) != mask.num_features()) {
     return absl::InvalidArgumentError(
         absl::StrCat("selection: ", keys.size(), " scores for ", mask.num_features(), " features"));
@@ -271,46 +346,27 @@ absl::StatusOr<Selection> SelectToPrune(absl::Span<const uint32_t> keys, const M
     return out;
   }
 
-  std::vector<size_t> segment;
-  std::vector<Entry> entries = BuildEntries(keys, mask, &segment);
-  const int num = mask.num_tensors();
-  std::vector<Entry> chosen;
-  chosen.reserve(static_cast<size_t>(k));
-  auto take_smallest = [&](int p, int64_t m) {
-    auto first = entries.begin() + static_cast<std::ptrdiff_t>(segment[p]);
-    auto last = entries.begin() + static_cast<std::ptrdiff_t>(segment[p + 1]);
-    PartitionSmallest(first, last, m);
-    chosen.insert(chosen.end(), first, first + m);
-  };
-
-  if (scope == RankScope::kPerLayer) {
-    std::vector<int64_t> n(num), a(num), b(num);
-    for (int p = 0; p < num; ++p) {
-      n[p] = mask.tensor(p).numel;
-      a[p] = mask.num_pruned(p) + bounds.lo[p];
-      b[p] = mask.num_pruned(p) + bounds.hi[p];
-    }
-    const std::vector<int64_t> t = Apportion(n, a, b, mask.num_pruned() + k);
-    for (int p = 0; p < num; ++p) take_smallest(p, t[p] - mask.num_pruned(p));
+  if (!wide && mask.num_features() <= (int64_t{1} << 32)) {
+    SelectEntries<PackedEntry>(keys, mask, k, scope, bounds, &out);
   } else {
-    int64_t remaining = k;
-    std::vector<int64_t> extra(num);
-    std::vector<Entry> pool;
-    pool.reserve(entries.size());
-    for (int p = 0; p < num; ++p) {
-      take_smallest(p, bounds.lo[p]);
-      remaining -= bounds.lo[p];
-      extra[p] = bounds.hi[p] - bounds.lo[p];
-      if (extra[p] > 0) {
-        pool.insert(pool.end(), entries.begin() + static_cast<std::ptrdiff_t>(segment[p] + bounds.lo[p]),
-                    entries.begin() + static_cast<std::ptrdiff_t>(segment[p + 1]));
-      }
-    }
-    SelectGlobalWithCaps(std::move(pool), remaining, std::move(extra), &chosen);
+    SelectEntries<WideEntry>(keys, mask, k, scope, bounds, &out);
   }
-  Finish(chosen, mask, &out);
   return out;
 }
+
+}  // namespace
+
+absl::StatusOr<Selection> SelectToPrune(absl::Span<const uint32_t> keys, const MaskSet& mask, int64_t count,
+                                        RankScope scope, const LayerLimits& limits) {
+  return Select(keys, mask, count, scope, limits, /*wide=*/false);
+}
+
+namespace internal {
+absl::StatusOr<Selection> SelectToPruneWide(absl::Span<const uint32_t> keys, const MaskSet& mask, int64_t count,
+                                            RankScope scope, const LayerLimits& limits) {
+  return Select(keys, mask, count, scope, limits, /*wide=*/true);
+}
+}  // namespace internal
 
 absl::StatusOr<Selection> SelectSmallest(absl::Span<const float> scores, bool absolute, const MaskSet& mask,
                                          int64_t count, RankScope scope, const LayerLimits& limits) {

@@ -85,6 +85,12 @@ absl::StatusOr<Selection> SelectSmallest(absl::Span<const float> scores, bool ab
 absl::StatusOr<Selection> SelectFlagged(absl::Span<const uint8_t> flagged, const MaskSet& mask,
                                         const LayerLimits& limits);
 
+namespace internal {
+// SelectToPrune with the candidate representation it uses only above 2^32 features; for tests.
+absl::StatusOr<Selection> SelectToPruneWide(absl::Span<const uint32_t> keys, const MaskSet& mask, int64_t count,
+                                            RankScope scope, const LayerLimits& limits);
+}  // namespace internal
+
 }  // namespace gcprune::pruner
 
 #endif  // GCPRUNE_PRUNER_SERVICE_CAUSAL_RANKING_H_

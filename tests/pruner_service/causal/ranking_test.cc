@@ -236,6 +236,9 @@ TEST(RankingTest, GlobalSelectionEqualsSortedGreedyOnRandomProblems) {
     limits.allow_collapse = rng() % 2;
     const int64_t count = static_cast<int64_t>(rng() % (mask.num_kept() + 1));
     ASSERT_OK_AND_ASSIGN(Selection s, SelectToPrune(keys, mask, count, RankScope::kGlobal, limits));
+    ASSERT_OK_AND_ASSIGN(Selection wide, internal::SelectToPruneWide(keys, mask, count, RankScope::kGlobal, limits));
+    EXPECT_EQ(wide.features, s.features);
+    EXPECT_EQ(wide.per_tensor, s.per_tensor);
     if (s.unmet_floor == 0) {
       EXPECT_EQ(s.features, BruteForceGlobal(keys, mask, count, limits));
     }
@@ -270,6 +273,8 @@ TEST(RankingTest, PerLayerSelectionTakesEachLayersSmallestOnRandomProblems) {
     const int64_t count = static_cast<int64_t>(rng() % (mask.num_kept() + 1));
     const LayerLimits limits{0.0, 1.0, /*allow_collapse=*/true};
     ASSERT_OK_AND_ASSIGN(Selection s, SelectToPrune(keys, mask, count, RankScope::kPerLayer, limits));
+    ASSERT_OK_AND_ASSIGN(Selection wide, internal::SelectToPruneWide(keys, mask, count, RankScope::kPerLayer, limits));
+    EXPECT_EQ(wide.features, s.features);
     EXPECT_EQ(s.shortfall, 0);
     ASSERT_EQ(static_cast<int64_t>(s.features.size()), count);
     std::vector<bool> chosen(static_cast<size_t>(mask.num_features()), false);
