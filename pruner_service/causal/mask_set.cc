@@ -82,9 +82,9 @@ absl::Status MaskSet::Update(const MaskSet& next, bool allow_revive) {
     for (size_t k = 0; k < keep_.size(); ++k) {
       if (keep_[k] == 0 && next.keep_[k] != 0) {
         const MaskTensor& t = tensors_[TensorOfFeature(static_cast<int64_t>(k))];
-        return absl::FailedPreconditionError(
-            absl::StrCat("mask update: tensor '", t.name, "' weight ", static_cast<int64_t>(k) - t.offset,
-                         " is pruned and would be revived"));
+        return absl::FailedPreconditionError(absl::StrCat("mask update: tensor '", t.name, "' weight ",
+                                                          static_cast<int64_t>(k) - t.offset,
+                                                          " is pruned and would be revived"));
       }
     }
   }

@@ -18,9 +18,9 @@ namespace gcprune::pruner {
 // One prunable tensor as a MaskSet sees it.
 struct MaskTensor {
   std::string name;
-  int layout_index = 0;    // index of the tensor in the Layout
-  int64_t offset = 0;      // first feature index of the tensor
-  int64_t numel = 0;       // number of weights (features) of the tensor
+  int layout_index = 0;  // index of the tensor in the Layout
+  int64_t offset = 0;    // first feature index of the tensor
+  int64_t numel = 0;     // number of weights (features) of the tensor
 };
 inline bool operator==(const MaskTensor& a, const MaskTensor& b) {
   return a.name == b.name && a.layout_index == b.layout_index && a.offset == b.offset && a.numel == b.numel;

@@ -72,9 +72,9 @@ absl::StatusOr<Method> ParseMethod(absl::string_view name) {
                    Method::kRandom, Method::kNone}) {
     if (name == MethodName(m)) return m;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "method: unknown value '", name,
-      "' (causal-v2, causal-v1, magnitude-global, magnitude-layer, random, none)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("method: unknown value '", name,
+                   "' (causal-v2, causal-v1, magnitude-global, magnitude-layer, random, none)"));
 }
 
 absl::string_view MethodName(Method method) {
@@ -124,7 +124,8 @@ absl::Status ValidateMethodConfig(const MethodConfig& c) {
   const ScheduleParams& s = c.schedule;
   const ScheduleKind kind = s.kind.value_or(DefaultScheduleKind(c.method));
   GCPRUNE_RETURN_IF_ERROR(CheckRange("schedule.target_sparsity", s.target_sparsity, 0, 1, /*hi_open=*/true));
-  if (s.iterations) GCPRUNE_RETURN_IF_ERROR(CheckIntRange("schedule.iterations", *s.iterations, 1, kMaxIterations));
+  if (s.iterations)
+    GCPRUNE_RETURN_IF_ERROR(CheckIntRange("schedule.iterations", *s.iterations, 1, kMaxIterations));
   if (kind == ScheduleKind::kCustom && !IsV1(c.method)) {
     if (s.custom_sparsity.empty() || s.custom_sparsity.size() > kMaxIterations) {
       return Invalid("schedule.custom_sparsity", absl::StrCat(s.custom_sparsity.size(), " values"),
@@ -176,7 +177,8 @@ absl::Status ValidateMethodConfig(const MethodConfig& c) {
                                 SolverName(c.solver), ")"));
   }
   if (c.v1_momentum && c.method != Method::kCausalV1) {
-    return Invalid("v1_momentum", "true", absl::StrCat("needs method causal-v1 (have ", MethodName(c.method), ")"));
+    return Invalid("v1_momentum", "true",
+                   absl::StrCat("needs method causal-v1 (have ", MethodName(c.method), ")"));
   }
   return absl::OkStatus();
 }
@@ -376,7 +378,9 @@ std::string FormatMethodConfig(const MethodConfig& c) {
   std::vector<std::string> custom;
   for (double v : s.custom_sparsity) custom.push_back(Num(v));
   std::string out;
-  auto line = [&out](absl::string_view key, absl::string_view value) { absl::StrAppend(&out, key, "=", value, "\n"); };
+  auto line = [&out](absl::string_view key, absl::string_view value) {
+    absl::StrAppend(&out, key, "=", value, "\n");
+  };
   line("method", MethodName(c.method));
   line("solver", SolverName(c.solver));
   line("seed", absl::StrCat(c.seed));
@@ -409,7 +413,8 @@ std::string FormatMethodConfig(const MethodConfig& c) {
 
 bool operator==(const LassoSgdParams& a, const LassoSgdParams& b) {
   return a.lr0 == b.lr0 && a.lr_power == b.lr_power && a.l1 == b.l1 && a.minibatch == b.minibatch &&
-         a.max_epochs == b.max_epochs && a.patience == b.patience && a.tol == b.tol && a.grad_clamp == b.grad_clamp;
+         a.max_epochs == b.max_epochs && a.patience == b.patience && a.tol == b.tol &&
+         a.grad_clamp == b.grad_clamp;
 }
 
 bool operator==(const ExactParams& a, const ExactParams& b) {

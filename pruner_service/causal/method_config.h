@@ -57,14 +57,14 @@ struct ExactParams {
 
 // The sparsity schedule and its ranking.
 struct ScheduleParams {
-  std::optional<ScheduleKind> kind;  // unset: cubic for causal-v2, geometric for the baselines
-  double target_sparsity = 0.9;      // P in [0, 1); ignored by custom (its last entry is the target)
-  std::optional<int> iterations;     // n in [1, 1000]; unset: 10 (1 for one-shot, the list size for custom)
+  std::optional<ScheduleKind> kind;     // unset: cubic for causal-v2, geometric for the baselines
+  double target_sparsity = 0.9;         // P in [0, 1); ignored by custom (its last entry is the target)
+  std::optional<int> iterations;        // n in [1, 1000]; unset: 10 (1 for one-shot, the list size for custom)
   std::vector<double> custom_sparsity;  // custom only: s(1..n), each in [0, 1), non-decreasing, <= 1000
-  std::optional<RankScope> scope;    // unset: per-layer for magnitude-layer and causal-v1, else global
-  double min_layer_sparsity = 0.0;   // see LayerLimits; in [0, 1]
-  double max_layer_sparsity = 1.0;   // in [min_layer_sparsity, 1]
-  bool allow_layer_collapse = false; // let a layer lose every weight
+  std::optional<RankScope> scope;       // unset: per-layer for magnitude-layer and causal-v1, else global
+  double min_layer_sparsity = 0.0;      // see LayerLimits; in [0, 1]
+  double max_layer_sparsity = 1.0;      // in [min_layer_sparsity, 1]
+  bool allow_layer_collapse = false;    // let a layer lose every weight
   CountRule count_rule = CountRule::kCumulative;
 };
 
@@ -76,11 +76,11 @@ struct MethodConfig {
   ScheduleParams schedule;
   LassoSgdParams lasso_sgd;
   ExactParams exact;
-  uint64_t seed = 0;                 // splitmix64 seed of the solver's shuffling and of random pruning
+  uint64_t seed = 0;  // splitmix64 seed of the solver's shuffling and of random pruning
   SampleEncoding sample_encoding = SampleEncoding::kFloat32;
-  int64_t memory_budget_bytes = 0;   // >= 0; 0 = the server's default
-  bool reference_ranking = false;    // causal-v2 with lasso-sgd only (METHOD.md §3.3 compatibility note)
-  bool v1_momentum = false;          // causal-v1 only: 3N features per sample (METHOD.md §4)
+  int64_t memory_budget_bytes = 0;  // >= 0; 0 = the server's default
+  bool reference_ranking = false;   // causal-v2 with lasso-sgd only (METHOD.md §3.3 compatibility note)
+  bool v1_momentum = false;         // causal-v1 only: 3N features per sample (METHOD.md §4)
 };
 
 // OK, or INVALID_ARGUMENT naming the first invalid field (by its text key, see below) and its value.

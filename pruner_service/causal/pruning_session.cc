@@ -47,7 +47,8 @@ absl::Status SolveExact(const RowSource& x, absl::Span<const float> y, absl::Spa
   }
   fit->epochs += static_cast<int>(result.epochs);
   fit->final_loss = std::isnan(fit->final_loss) ? result.objective : fit->final_loss + result.objective;
-  fit->duality_gap = std::isnan(fit->duality_gap) ? result.duality_gap : std::max(fit->duality_gap, result.duality_gap);
+  fit->duality_gap =
+      std::isnan(fit->duality_gap) ? result.duality_gap : std::max(fit->duality_gap, result.duality_gap);
   fit->converged = fit->converged && result.converged;
   return absl::OkStatus();
 }
@@ -70,8 +71,8 @@ PruningSession::PruningSession(Layout layout, MethodConfig config, Schedule sche
       options_(options),
       masks_(layout_),
       prune_iteration_(static_cast<size_t>(layout_.num_features()), 0) {
-  memory_budget_ = config_.memory_budget_bytes > 0 ? config_.memory_budget_bytes
-                                                   : options_.default_memory_budget_bytes;
+  memory_budget_ =
+      config_.memory_budget_bytes > 0 ? config_.memory_budget_bytes : options_.default_memory_budget_bytes;
 }
 
 absl::StatusOr<std::unique_ptr<PruningSession>> PruningSession::Create(Layout layout, const MethodConfig& config,
@@ -195,8 +196,8 @@ absl::Status PruningSession::FitV2(std::vector<float>* beta, IterationReport* re
   } else {
     const std::vector<double> normalized = NormalizeTargetsV2(y);
     const std::vector<float> yf(normalized.begin(), normalized.end());
-    const double alpha = config_.exact.alpha.value_or(
-        ExactAlphaFromLassoSgdV2(*config_.lasso_sgd.l1 / static_cast<double>(n)));
+    const double alpha =
+        config_.exact.alpha.value_or(ExactAlphaFromLassoSgdV2(*config_.lasso_sgd.l1 / static_cast<double>(n)));
     beta->assign(static_cast<size_t>(n), 0.0f);
     fit.converged = true;
     GCPRUNE_RETURN_IF_ERROR(SolveExact(*store_, yf, masks_.keep(), alpha, config_.exact, beta, &fit));
@@ -284,8 +285,8 @@ absl::StatusOr<Selection> PruningSession::Select(int j, const TensorWeights& wei
       GCPRUNE_RETURN_IF_ERROR(FitV2(&beta, report));
       GCPRUNE_ASSIGN_OR_RETURN(report->coefficients, ComputeCoefficientStats(masks_, beta));
       const Clock::time_point start = Clock::now();
-      GCPRUNE_ASSIGN_OR_RETURN(Selection s, SelectToPrune(OrderKeys(beta, /*absolute=*/true), masks_, count,
-                                                          scope, limits));
+      GCPRUNE_ASSIGN_OR_RETURN(Selection s,
+                               SelectToPrune(OrderKeys(beta, /*absolute=*/true), masks_, count, scope, limits));
       report->select_seconds = SecondsSince(start);
       return s;
     }
@@ -303,8 +304,8 @@ absl::StatusOr<Selection> PruningSession::Select(int j, const TensorWeights& wei
     case Method::kMagnitudeGlobal:
     case Method::kMagnitudeLayer: {
       if (weights.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat("iteration ", j, ": method ",
-                                                          MethodName(config_.method), " needs the current weights"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("iteration ", j, ": method ", MethodName(config_.method), " needs the current weights"));
       }
       const Clock::time_point start = Clock::now();
       GCPRUNE_ASSIGN_OR_RETURN(Selection s, SelectByMagnitude(masks_, weights, count, scope, limits));
@@ -372,9 +373,9 @@ absl::StatusOr<IterationResult> PruningSession::EndIteration(const TensorWeights
   report.pruned = masks_.num_pruned();
   for (int p = 0; p < masks_.num_tensors(); ++p) {
     const MaskTensor& t = masks_.tensor(p);
-    report.tensors.push_back({t.layout_index, t.name, t.numel, t.numel - masks_.num_pruned(p), masks_.num_pruned(p),
-                              selection.per_tensor[static_cast<size_t>(p)], masks_.sparsity(p),
-                              report.target_sparsity});
+    report.tensors.push_back({t.layout_index, t.name, t.numel, t.numel - masks_.num_pruned(p),
+                              masks_.num_pruned(p), selection.per_tensor[static_cast<size_t>(p)],
+                              masks_.sparsity(p), report.target_sparsity});
   }
   report.final_iteration = finished();
   report.total_seconds = SecondsSince(start);
@@ -421,7 +422,8 @@ uint32_t Crc32(absl::string_view data) {
 template <typename T>
 void Put(T v, std::string* out) {
   char bytes[sizeof(T)];
-  for (size_t i = 0; i < sizeof(T); ++i) bytes[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    bytes[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
   out->append(bytes, sizeof(T));
 }
 
@@ -501,8 +503,8 @@ absl::StatusOr<std::unique_ptr<PruningSession>> PruningSession::Deserialize(absl
   Reader r(body.substr(sizeof kMagic));
   GCPRUNE_ASSIGN_OR_RETURN(uint32_t version, r.Get<uint32_t>("version"));
   if (version != kFormatVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("session blob: format version ", version, " is not supported (expected ", kFormatVersion, ")"));
+    return absl::FailedPreconditionError(absl::StrCat("session blob: format version ", version,
+                                                      " is not supported (expected ", kFormatVersion, ")"));
   }
   GCPRUNE_ASSIGN_OR_RETURN(uint32_t num_tensors, r.Get<uint32_t>("tensor count"));
   std::vector<TensorSpec> tensors;
@@ -527,10 +529,11 @@ absl::StatusOr<std::unique_ptr<PruningSession>> PruningSession::Deserialize(absl
   GCPRUNE_ASSIGN_OR_RETURN(int32_t completed, r.Get<int32_t>("completed iterations"));
   GCPRUNE_ASSIGN_OR_RETURN(int64_t n, r.Get<int64_t>("feature count"));
   if (n != layout->num_features()) {
-    return absl::DataLossError(
-        absl::StrCat("session blob: ", n, " prune iterations for a layout of ", layout->num_features(), " features"));
+    return absl::DataLossError(absl::StrCat("session blob: ", n, " prune iterations for a layout of ",
+                                            layout->num_features(), " features"));
   }
-  GCPRUNE_ASSIGN_OR_RETURN(absl::string_view history, r.GetBytes(static_cast<uint64_t>(2 * n), "prune iterations"));
+  GCPRUNE_ASSIGN_OR_RETURN(absl::string_view history,
+                           r.GetBytes(static_cast<uint64_t>(2 * n), "prune iterations"));
   if (r.remaining() != 0) return absl::DataLossError("session blob: trailing bytes after the prune iterations");
 
   absl::StatusOr<std::unique_ptr<PruningSession>> session = Create(*std::move(layout), *config, options);

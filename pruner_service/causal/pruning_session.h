@@ -136,8 +136,8 @@ class PruningSession {
   MaskSet masks_;
   std::vector<uint16_t> prune_iteration_;  // per feature: iteration that pruned it, 0 = kept
   int completed_ = 0;
-  std::unique_ptr<SampleStore> store_;       // causal methods only
-  std::unique_ptr<SampleBuilder> builder_;   // causal methods only
+  std::unique_ptr<SampleStore> store_;      // causal methods only
+  std::unique_ptr<SampleBuilder> builder_;  // causal methods only
 };
 
 }  // namespace gcprune::pruner

@@ -52,7 +52,8 @@ Bounds ComputeBounds(const MaskSet& mask, int64_t target_total, const LayerLimit
   const int num = mask.num_tensors();
   Bounds b{std::vector<int64_t>(num), std::vector<int64_t>(num)};
   // Floors start once the iteration's total reaches the global floor, so that they are feasible.
-  const bool floors_on = limits.min_sparsity > 0 && target_total >= FloorCount(limits.min_sparsity, mask.num_features());
+  const bool floors_on =
+      limits.min_sparsity > 0 && target_total >= FloorCount(limits.min_sparsity, mask.num_features());
   const double floor_fraction = floors_on ? limits.min_sparsity : 0.0;
   for (int p = 0; p < num; ++p) {
     const int64_t n = mask.tensor(p).numel;
@@ -79,7 +80,10 @@ int64_t TrimFloors(int64_t budget, std::vector<int64_t>* lo) {
   int64_t low = 0, high = *std::max_element(lo->begin(), lo->end());  // level_sum(low) <= budget
   while (low < high) {
     const int64_t mid = low + (high - low + 1) / 2;
-    if (level_sum(mid) <= budget) low = mid; else high = mid - 1;
+    if (level_sum(mid) <= budget)
+      low = mid;
+    else
+      high = mid - 1;
   }
   int64_t remaining = budget - level_sum(low);
   for (int64_t& v : *lo) {
@@ -281,9 +285,7 @@ absl::StatusOr<RankScope> ParseRankScope(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat("scope: unknown value '", name, "' (global, per-layer)"));
 }
 
-absl::string_view RankScopeName(RankScope scope) {
-  return scope == RankScope::kGlobal ? "global" : "per-layer";
-}
+absl::string_view RankScopeName(RankScope scope) { return scope == RankScope::kGlobal ? "global" : "per-layer"; }
 
 absl::Status ValidateLayerLimits(const LayerLimits& limits) {
   auto check = [](const char* field, double v) -> absl::Status {

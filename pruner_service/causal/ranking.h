@@ -39,9 +39,9 @@ absl::Status ValidateLayerLimits(const LayerLimits& limits);
 
 // The outcome of a selection.
 struct Selection {
-  std::vector<int64_t> features;       // feature indices to prune, ascending, all currently kept
-  std::vector<int64_t> per_tensor;     // number selected per prunable tensor (MaskSet order)
-  int64_t requested = 0;               // the count asked for
+  std::vector<int64_t> features;    // feature indices to prune, ascending, all currently kept
+  std::vector<int64_t> per_tensor;  // number selected per prunable tensor (MaskSet order)
+  int64_t requested = 0;            // the count asked for
   // requested − features.size(): weights that could not be pruned because the layers' maximum sparsity
   // (or the one-weight-per-layer rule) left no room. 0 whenever the request is feasible.
   int64_t shortfall = 0;

@@ -19,8 +19,10 @@ constexpr int kNumDecades = 100;
 int Decade(double v) {
   int e = static_cast<int>(std::floor(std::log10(v)));
   // log10 may be off by one ulp at exact powers of ten.
-  if (std::pow(10.0, e) > v) --e;
-  else if (std::pow(10.0, e + 1) <= v) ++e;
+  if (std::pow(10.0, e) > v)
+    --e;
+  else if (std::pow(10.0, e + 1) <= v)
+    ++e;
   return std::clamp(e, kMinDecade, kMinDecade + kNumDecades - 1);
 }
 
@@ -96,11 +98,21 @@ class JsonWriter {
     for (char ch : s) {
       const auto c = static_cast<unsigned char>(ch);
       switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\r': out_ += "\\r"; break;
-        case '\t': out_ += "\\t"; break;
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        case '\n':
+          out_ += "\\n";
+          break;
+        case '\r':
+          out_ += "\\r";
+          break;
+        case '\t':
+          out_ += "\\t";
+          break;
         default:
           if (c < 0x20) {
             out_ += absl::StrFormat("\\u%04x", c);

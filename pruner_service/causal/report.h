@@ -31,8 +31,8 @@ struct Histogram {
 struct CoefficientStats {
   int tensor_index = 0;  // index in the Layout
   std::string name;
-  int64_t count = 0;      // coefficients counted
-  int64_t zero = 0;       // exactly 0
+  int64_t count = 0;  // coefficients counted
+  int64_t zero = 0;   // exactly 0
   int64_t positive = 0;
   int64_t negative = 0;
   int64_t nonfinite = 0;  // NaN or ±inf (not in min/max/mean/histogram)
@@ -61,26 +61,26 @@ struct TensorSparsityReport {
   int64_t kept = 0;
   int64_t pruned = 0;
   int64_t pruned_this_iteration = 0;
-  double sparsity = 0.0;               // pruned / num_elements
-  double target_sparsity = kNoValue;   // the schedule's s(j); NaN when the method sets no target (causal-v1)
+  double sparsity = 0.0;              // pruned / num_elements
+  double target_sparsity = kNoValue;  // the schedule's s(j); NaN when the method sets no target (causal-v1)
 };
 
 // The regression fit(s) of a causal iteration.
 struct FitReport {
   Solver solver = Solver::kLassoSgd;
-  int num_fits = 1;            // V1 per-layer: one per prunable tensor; all other numbers are summed or
-                               // taken over the fits (epochs: the maximum; losses: the mean)
-  int epochs = 0;              // LassoSGD epochs run; exact: coordinate-descent epochs over working sets
-  int best_epoch = 0;          // LassoSGD, 1-based epoch whose β was kept (V2)
-  bool early_stopped = false;  // LassoSGD: patience ended the fit (any fit, for V1)
-  double final_loss = kNoValue;  // LassoSGD: last epoch's mean loss; exact: the objective P(β)
-  double best_loss = kNoValue;   // LassoSGD: the kept epoch's mean loss
-  double fit_seconds = 0.0;      // wall time of the fit(s)
-  bool converged = false;        // exact: the duality-gap tolerance was reached (by every fit)
+  int num_fits = 1;               // V1 per-layer: one per prunable tensor; all other numbers are summed or
+                                  // taken over the fits (epochs: the maximum; losses: the mean)
+  int epochs = 0;                 // LassoSGD epochs run; exact: coordinate-descent epochs over working sets
+  int best_epoch = 0;             // LassoSGD, 1-based epoch whose β was kept (V2)
+  bool early_stopped = false;     // LassoSGD: patience ended the fit (any fit, for V1)
+  double final_loss = kNoValue;   // LassoSGD: last epoch's mean loss; exact: the objective P(β)
+  double best_loss = kNoValue;    // LassoSGD: the kept epoch's mean loss
+  double fit_seconds = 0.0;       // wall time of the fit(s)
+  bool converged = false;         // exact: the duality-gap tolerance was reached (by every fit)
   double duality_gap = kNoValue;  // exact: the largest gap over the fits
   int64_t nonzero_coefficients = 0;
   int64_t negative_coefficients = 0;
-  int64_t updates = 0;           // LassoSGD: coefficient updates (τ)
+  int64_t updates = 0;               // LassoSGD: coefficient updates (τ)
   std::vector<double> epoch_losses;  // LassoSGD V2: mean loss of every epoch
 };
 
@@ -88,8 +88,8 @@ struct FitReport {
 struct IterationReport {
   int iteration = 0;  // 1-based
   Method method = Method::kCausalV2;
-  int64_t num_samples = 0;   // samples T of the fit (0 for the baselines)
-  int64_t num_features = 0;  // columns of the regression: N, or 3N for V1 momentum (N for the baselines)
+  int64_t num_samples = 0;            // samples T of the fit (0 for the baselines)
+  int64_t num_features = 0;           // columns of the regression: N, or 3N for V1 momentum (N for the baselines)
   double target_sparsity = kNoValue;  // s(j) of the schedule; NaN for causal-v1
   double achieved_sparsity = 0.0;     // pruned / N after the iteration
   int64_t kept = 0;
@@ -100,9 +100,9 @@ struct IterationReport {
   int64_t pruned_this_iteration = 0;
   int64_t shortfall = 0;
   int64_t unmet_floor = 0;
-  std::vector<TensorSparsityReport> tensors;     // per prunable tensor, layout order
-  std::vector<CoefficientStats> coefficients;    // causal methods only
-  std::optional<FitReport> fit;                  // causal methods only
+  std::vector<TensorSparsityReport> tensors;   // per prunable tensor, layout order
+  std::vector<CoefficientStats> coefficients;  // causal methods only
+  std::optional<FitReport> fit;                // causal methods only
   // Non-finite inputs, replaced by 0 in the regression: targets y_t that were NaN / ±inf, and feature
   // values (Δθ² or products) that were NaN, ±inf or overflowed.
   int64_t target_nan = 0;

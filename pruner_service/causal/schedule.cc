@@ -72,8 +72,8 @@ absl::StatusOr<Schedule> Schedule::Create(ScheduleKind kind, double target, int 
             absl::StrCat("schedule.custom[", i, "]: ", custom[i], " is not in [0, 1]"));
       }
       if (i > 0 && custom[i] < custom[i - 1]) {
-        return absl::InvalidArgumentError(absl::StrCat("schedule.custom[", i, "]: ", custom[i],
-                                                       " is below the previous entry ", custom[i - 1]));
+        return absl::InvalidArgumentError(
+            absl::StrCat("schedule.custom[", i, "]: ", custom[i], " is below the previous entry ", custom[i - 1]));
       }
       s.push_back(custom[i]);
     }

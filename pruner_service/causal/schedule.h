@@ -51,8 +51,7 @@ class Schedule {
   // in [0, 1] and non-decreasing; `target` and `iterations` are ignored. INVALID_ARGUMENT naming the
   // argument and value otherwise.
   static absl::StatusOr<Schedule> Create(ScheduleKind kind, double target, int iterations,
-                                         std::vector<double> custom = {},
-                                         CountRule rule = CountRule::kCumulative);
+                                         std::vector<double> custom = {}, CountRule rule = CountRule::kCumulative);
 
   ScheduleKind kind() const { return kind_; }
   CountRule count_rule() const { return rule_; }

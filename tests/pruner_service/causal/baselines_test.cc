@@ -85,8 +85,8 @@ TEST(BaselinesTest, RandomIsUniformOverKeptWeights) {
   constexpr int64_t kCount = 27;  // of 90 kept: p = 0.3
   std::vector<int> hits(100, 0);
   for (int seed = 0; seed < kTrials; ++seed) {
-    ASSERT_OK_AND_ASSIGN(Selection s, SelectRandom(mask, static_cast<uint64_t>(seed), 1, kCount,
-                                                   RankScope::kGlobal, {}));
+    ASSERT_OK_AND_ASSIGN(Selection s,
+                         SelectRandom(mask, static_cast<uint64_t>(seed), 1, kCount, RankScope::kGlobal, {}));
     for (int64_t f : s.features) ++hits[static_cast<size_t>(f)];
   }
   for (int k = 0; k < 10; ++k) EXPECT_EQ(hits[k], 0);

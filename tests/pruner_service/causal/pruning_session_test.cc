@@ -21,8 +21,8 @@ constexpr double kEta = 1e-3;
 
 // conv.weight 5x2x2x2 (40), its bias (not prunable), fc.weight 10x21 (210): N = 250.
 Layout TestLayout() {
-  absl::StatusOr<Layout> layout =
-      Layout::Create({{"conv.weight", {5, 2, 2, 2}, true}, {"conv.bias", {5}, false}, {"fc.weight", {10, 21}, true}});
+  absl::StatusOr<Layout> layout = Layout::Create(
+      {{"conv.weight", {5, 2, 2, 2}, true}, {"conv.bias", {5}, false}, {"fc.weight", {10, 21}, true}});
   EXPECT_TRUE(layout.ok()) << layout.status();
   return *std::move(layout);
 }
@@ -81,8 +81,8 @@ TensorWeights Spans(const std::vector<std::vector<float>>& v) {
 }
 
 // Feeds `steps` planted steps per iteration and ends every iteration; returns the results.
-std::vector<IterationResult> RunPlanted(PruningSession* session, const std::set<int64_t>& causal, uint64_t data_seed,
-                                        int steps, double density = 0.1) {
+std::vector<IterationResult> RunPlanted(PruningSession* session, const std::set<int64_t>& causal,
+                                        uint64_t data_seed, int steps, double density = 0.1) {
   PlantedSteps source(session->layout(), causal, data_seed, density);
   std::vector<IterationResult> results;
   int64_t step = 0;
@@ -204,7 +204,7 @@ TEST(PruningSessionTest, CausalV1PrunesZeroCoefficientsAndKeepsOnePerLayer) {
     int64_t pruned;
   };
   const std::vector<Case> cases = {
-      {"method=causal-v1 schedule.iterations=1 lasso_sgd.l1=0", 0},   // nothing shrinks to 0
+      {"method=causal-v1 schedule.iterations=1 lasso_sgd.l1=0", 0},      // nothing shrinks to 0
       {"method=causal-v1 schedule.iterations=1 lasso_sgd.l1=1e6", 248},  // all 0; one weight per layer stays
       {"method=causal-v1 schedule.iterations=1 lasso_sgd.l1=1e6 schedule.allow_layer_collapse=true", 250},
       {"method=causal-v1 schedule.iterations=1 lasso_sgd.l1=1e6 v1_momentum=true schedule.scope=global", 248},
@@ -240,7 +240,8 @@ TEST(PruningSessionTest, MagnitudeBaselineFollowsTheGeometricScheduleExactly) {
   std::vector<float> conv(40), fc(210);
   for (int k = 0; k < 40; ++k) conv[k] = (k % 2 ? -1.0f : 1.0f) * static_cast<float>(k + 1);
   for (int k = 0; k < 210; ++k) fc[k] = static_cast<float>(k + 41);
-  EXPECT_THAT(session->EndIteration(), StatusIsWithMessage(absl::StatusCode::kFailedPrecondition, "needs the current weights"));
+  EXPECT_THAT(session->EndIteration(),
+              StatusIsWithMessage(absl::StatusCode::kFailedPrecondition, "needs the current weights"));
   for (int j = 1; j <= 4; ++j) {
     SCOPED_TRACE(j);
     ASSERT_OK_AND_ASSIGN(IterationResult r, session->EndIteration({conv, fc}));
@@ -327,7 +328,8 @@ TEST(PruningSessionTest, CreateRejectsInvalidConfigAndOptions) {
 }
 
 TEST(PruningSessionTest, SerializedSessionContinuesIdentically) {
-  ASSERT_OK_AND_ASSIGN(MethodConfig config, ParseMethodConfig("schedule.iterations=3 seed=21 schedule.scope=global"));
+  ASSERT_OK_AND_ASSIGN(MethodConfig config,
+                       ParseMethodConfig("schedule.iterations=3 seed=21 schedule.scope=global"));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<PruningSession> original, PruningSession::Create(TestLayout(), config));
   PlantedSteps source(original->layout(), kCausal, 4);
   std::vector<std::pair<StepHeader, std::vector<std::vector<float>>>> steps(100);
@@ -395,8 +397,7 @@ TEST(PruningSessionTest, DeserializeRejectsDamagedBlobs) {
       {"other data", std::string(100, 'x'), absl::StatusCode::kDataLoss, "bad magic"},
       {"flipped bit", flipped, absl::StatusCode::kDataLoss, "CRC-32 mismatch"},
       {"truncated", blob.substr(0, blob.size() - 7), absl::StatusCode::kDataLoss, "CRC-32"},
-      {"truncated with valid CRC", WithCrc(blob.substr(0, 40) + "abcd"), absl::StatusCode::kDataLoss,
-       "truncated"},
+      {"truncated with valid CRC", WithCrc(blob.substr(0, 40) + "abcd"), absl::StatusCode::kDataLoss, "truncated"},
       {"newer version", WithCrc(version), absl::StatusCode::kFailedPrecondition, "version 2"},
       {"history beyond completed", WithCrc(completed), absl::StatusCode::kDataLoss,
        "pruned at iteration 1 after the 0 completed"},

@@ -29,8 +29,8 @@ Layout MakeLayout(const std::vector<int64_t>& sizes) {
 
 TEST(RankingTest, OrderKeyPreservesFloatOrder) {
   const float inf = std::numeric_limits<float>::infinity();
-  const std::vector<float> ascending = {-inf, -1e30f, -2.0f, -1.0f, -1e-38f, 0.0f, 1e-45f, 1e-38f, 1.0f,
-                                        1.5f, 3e38f, inf};
+  const std::vector<float> ascending = {-inf,   -1e30f, -2.0f, -1.0f, -1e-38f, 0.0f,
+                                        1e-45f, 1e-38f, 1.0f,  1.5f,  3e38f,   inf};
   for (size_t i = 1; i < ascending.size(); ++i) {
     SCOPED_TRACE(ascending[i]);
     EXPECT_LT(OrderKey(ascending[i - 1]), OrderKey(ascending[i]));
@@ -72,8 +72,8 @@ TEST(RankingTest, SkipsPrunedWeightsAndNeverPrefersNaN) {
   ASSERT_OK(mask.Prune({0, 1}));
   const float nan = std::nanf("");
   const std::vector<float> scores = {0.0f, 0.0f, nan, 5.0f, 4.0f, nan};
-  ASSERT_OK_AND_ASSIGN(Selection s, SelectSmallest(scores, true, mask, 3, RankScope::kGlobal,
-                                                   {0, 1, /*allow_collapse=*/true}));
+  ASSERT_OK_AND_ASSIGN(Selection s,
+                       SelectSmallest(scores, true, mask, 3, RankScope::kGlobal, {0, 1, /*allow_collapse=*/true}));
   EXPECT_THAT(s.features, ElementsAre(2, 3, 4));  // both numbers, then the first NaN by index
 }
 
@@ -129,8 +129,8 @@ TEST(RankingTest, NoLayerCollapsesUnlessAllowed) {
   for (int i = 0; i < 4; ++i) scores[i] = 0.0f;  // the small layer looks useless
   ASSERT_OK_AND_ASSIGN(Selection kept, SelectSmallest(scores, true, mask, 10, RankScope::kGlobal, {}));
   EXPECT_THAT(kept.per_tensor, ElementsAre(3, 7));
-  ASSERT_OK_AND_ASSIGN(Selection collapsed,
-                       SelectSmallest(scores, true, mask, 10, RankScope::kGlobal, {0, 1, /*allow_collapse=*/true}));
+  ASSERT_OK_AND_ASSIGN(Selection collapsed, SelectSmallest(scores, true, mask, 10, RankScope::kGlobal,
+                                                           {0, 1, /*allow_collapse=*/true}));
   EXPECT_THAT(collapsed.per_tensor, ElementsAre(4, 6));
 }
 
@@ -183,13 +183,15 @@ std::vector<int64_t> BruteForceGlobal(const std::vector<uint32_t>& keys, const M
                                       const LayerLimits& limits) {
   const int num = mask.num_tensors();
   const int64_t total = mask.num_pruned() + count;
-  const bool floors_on = total >= static_cast<int64_t>(std::floor(limits.min_sparsity * mask.num_features() + 1e-9));
+  const bool floors_on =
+      total >= static_cast<int64_t>(std::floor(limits.min_sparsity * mask.num_features() + 1e-9));
   std::vector<int64_t> lo(num), hi(num);
   for (int p = 0; p < num; ++p) {
     const int64_t n = mask.tensor(p).numel;
     int64_t cap = static_cast<int64_t>(std::floor(limits.max_sparsity * n + 1e-9));
     if (!limits.allow_collapse) cap = std::min(cap, n - 1);
-    const int64_t fl = floors_on ? std::min<int64_t>(static_cast<int64_t>(std::floor(limits.min_sparsity * n + 1e-9)), cap) : 0;
+    const int64_t fl =
+        floors_on ? std::min<int64_t>(static_cast<int64_t>(std::floor(limits.min_sparsity * n + 1e-9)), cap) : 0;
     hi[p] = std::max<int64_t>(0, cap - mask.num_pruned(p));
     lo[p] = std::max<int64_t>(0, fl - mask.num_pruned(p));
   }
@@ -197,9 +199,8 @@ std::vector<int64_t> BruteForceGlobal(const std::vector<uint32_t>& keys, const M
   for (int64_t k = 0; k < mask.num_features(); ++k) {
     if (mask.is_kept(k)) order.push_back(k);
   }
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return keys[a] != keys[b] ? keys[a] < keys[b] : a < b;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](int64_t a, int64_t b) { return keys[a] != keys[b] ? keys[a] < keys[b] : a < b; });
   std::vector<int64_t> taken(num, 0), out;
   std::vector<bool> used(mask.num_features(), false);
   for (int64_t k : order) {  // floors
@@ -236,7 +237,8 @@ TEST(RankingTest, GlobalSelectionEqualsSortedGreedyOnRandomProblems) {
     limits.allow_collapse = rng() % 2;
     const int64_t count = static_cast<int64_t>(rng() % (mask.num_kept() + 1));
     ASSERT_OK_AND_ASSIGN(Selection s, SelectToPrune(keys, mask, count, RankScope::kGlobal, limits));
-    ASSERT_OK_AND_ASSIGN(Selection wide, internal::SelectToPruneWide(keys, mask, count, RankScope::kGlobal, limits));
+    ASSERT_OK_AND_ASSIGN(Selection wide,
+                         internal::SelectToPruneWide(keys, mask, count, RankScope::kGlobal, limits));
     EXPECT_EQ(wide.features, s.features);
     EXPECT_EQ(wide.per_tensor, s.per_tensor);
     if (s.unmet_floor == 0) {
@@ -273,7 +275,8 @@ TEST(RankingTest, PerLayerSelectionTakesEachLayersSmallestOnRandomProblems) {
     const int64_t count = static_cast<int64_t>(rng() % (mask.num_kept() + 1));
     const LayerLimits limits{0.0, 1.0, /*allow_collapse=*/true};
     ASSERT_OK_AND_ASSIGN(Selection s, SelectToPrune(keys, mask, count, RankScope::kPerLayer, limits));
-    ASSERT_OK_AND_ASSIGN(Selection wide, internal::SelectToPruneWide(keys, mask, count, RankScope::kPerLayer, limits));
+    ASSERT_OK_AND_ASSIGN(Selection wide,
+                         internal::SelectToPruneWide(keys, mask, count, RankScope::kPerLayer, limits));
     EXPECT_EQ(wide.features, s.features);
     EXPECT_EQ(s.shortfall, 0);
     ASSERT_EQ(static_cast<int64_t>(s.features.size()), count);

@@ -73,7 +73,8 @@ TEST(ReportTest, CoefficientStatsSpanFeatureGroups) {
   EXPECT_EQ(stats[0].count, 12);
   EXPECT_THAT(ComputeCoefficientStats(before, std::vector<float>(9)),
               StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "9 values is not a positive multiple of 8"));
-  EXPECT_THAT(ComputeCoefficientStats(before, {}), StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "0 values"));
+  EXPECT_THAT(ComputeCoefficientStats(before, {}),
+              StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "0 values"));
 }
 
 TEST(ReportTest, JsonOfABaselineIteration) {

@@ -68,8 +68,8 @@ TEST(ScheduleTest, OneShotAndCustom) {
 
 TEST(ScheduleTest, RoundHalfEvenMatchesPythonRound) {
   const std::vector<std::pair<double, int64_t>> cases = {
-      {0.5, 0}, {1.5, 2}, {2.5, 2}, {3.5, 4}, {-0.5, 0}, {-1.5, -2}, {-2.5, -2},
-      {2.4999999, 2}, {2.5000001, 3}, {104998.6, 104999}, {7.0, 7}, {0.0, 0}};
+      {0.5, 0},   {1.5, 2},       {2.5, 2},       {3.5, 4},           {-0.5, 0}, {-1.5, -2},
+      {-2.5, -2}, {2.4999999, 2}, {2.5000001, 3}, {104998.6, 104999}, {7.0, 7},  {0.0, 0}};
   for (const auto& [x, expected] : cases) {
     SCOPED_TRACE(x);
     EXPECT_EQ(RoundHalfEven(x), expected);
@@ -173,8 +173,8 @@ TEST(ScheduleTest, RejectsInvalidArguments) {
 }
 
 TEST(ScheduleTest, NamesRoundTrip) {
-  for (ScheduleKind k : {ScheduleKind::kCubic, ScheduleKind::kGeometric, ScheduleKind::kOneShot,
-                         ScheduleKind::kCustom}) {
+  for (ScheduleKind k :
+       {ScheduleKind::kCubic, ScheduleKind::kGeometric, ScheduleKind::kOneShot, ScheduleKind::kCustom}) {
     EXPECT_EQ(*ParseScheduleKind(ScheduleKindName(k)), k);
   }
   for (CountRule r : {CountRule::kCumulative, CountRule::kReferenceIncremental}) {
