@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -193,7 +194,14 @@ absl::StatusOr<ModelSpec> ModelSpecFromFlag(absl::string_view model, absl::strin
   for (const std::string& preset : PresetNames()) {
     if (model == preset) return PresetModelSpec(model);
   }
-  return ParseModelSpec(model, input_shape);
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(model, input_shape);
+  if (!spec.ok() && !absl::StrContains(model, ',') && !absl::StrContains(model, ':')) {
+    // A single word that is no layer list either: most likely a mistyped preset.
+    return absl::InvalidArgumentError(absl::StrCat("model '", model, "' is neither a preset (",
+                                                   absl::StrJoin(PresetNames(), ", "), ") nor a layer list: ",
+                                                   spec.status().message()));
+  }
+  return spec;
 }
 
 }  // namespace gcprune::trainer

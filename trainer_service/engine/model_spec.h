@@ -66,6 +66,7 @@ absl::StatusOr<ModelSpec> PresetModelSpec(absl::string_view name);
 std::vector<std::string> PresetNames();
 
 // A preset name, or else a layer list (with `input_shape`, e.g. "1x28x28"): what command-line tools accept.
+// INVALID_ARGUMENT as ParseModelSpec; for a single word that is neither, the message lists the presets.
 absl::StatusOr<ModelSpec> ModelSpecFromFlag(absl::string_view model, absl::string_view input_shape);
 
 }  // namespace gcprune::trainer

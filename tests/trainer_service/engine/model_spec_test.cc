@@ -103,7 +103,9 @@ TEST(ModelSpecTest, FlagAcceptsPresetOrLayerList) {
   EXPECT_EQ(spec.input_shape, (std::vector<int64_t>{1, 8, 8}));
   EXPECT_EQ(spec.layers.size(), 2u);
   EXPECT_THAT(ModelSpecFromFlag("flatten,linear:10", "8x8"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ModelSpecFromFlag("lenet", "1x28x28"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ModelSpecFromFlag("lenet", "1x28x28"),
+              StatusIsWithMessage(absl::StatusCode::kInvalidArgument,
+                                  "model 'lenet' is neither a preset (mlp, lenet5) nor a layer list"));
 }
 
 }  // namespace
