@@ -119,6 +119,23 @@ void BM_PackUnpack(benchmark::State& state) {
 }
 BENCHMARK(BM_PackUnpack)->Unit(benchmark::kMillisecond);
 
+// A whole magnitude iteration end of a session: keys from the weights, selection, masks, report.
+void BM_SessionMagnitudeIteration(benchmark::State& state) {
+  MethodConfig config;
+  config.method = Method::kMagnitudeGlobal;
+  const MaskSet shape(LeNet5());
+  std::vector<std::vector<float>> weights;
+  for (int p = 0; p < shape.num_tensors(); ++p) weights.push_back(Scores(shape.tensor(p).numel, 20 + p));
+  const TensorWeights spans(weights.begin(), weights.end());
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::unique_ptr<PruningSession> session = *PruningSession::Create(LeNet5(), config);
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(session->EndIteration(spans)->masks.num_pruned());
+  }
+}
+BENCHMARK(BM_SessionMagnitudeIteration)->Unit(benchmark::kMillisecond);
+
 // Session metadata for durability: serialise and restore after 5 random-pruning iterations.
 void BM_SessionSerializeDeserialize(benchmark::State& state) {
   MethodConfig config;

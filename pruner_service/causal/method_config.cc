@@ -65,6 +65,35 @@ RankScope DefaultScope(Method method) {
 
 bool IsV1(Method method) { return method == Method::kCausalV1; }
 
+// The custom list and the one-shot iteration count.
+absl::Status ValidateScheduleShape(const ScheduleParams& s, ScheduleKind kind) {
+  if (kind == ScheduleKind::kCustom) {
+    if (s.custom_sparsity.empty() || s.custom_sparsity.size() > kMaxIterations) {
+      return Invalid("schedule.custom_sparsity", absl::StrCat(s.custom_sparsity.size(), " values"),
+                     absl::StrCat("for schedule 'custom', expected 1..", kMaxIterations));
+    }
+    for (size_t i = 0; i < s.custom_sparsity.size(); ++i) {
+      const std::string key = absl::StrCat("schedule.custom_sparsity[", i, "]");
+      GCPRUNE_RETURN_IF_ERROR(CheckRange(key, s.custom_sparsity[i], 0, 1, /*hi_open=*/true));
+      if (i > 0 && s.custom_sparsity[i] < s.custom_sparsity[i - 1]) {
+        return Invalid(key, Num(s.custom_sparsity[i]),
+                       absl::StrCat("is below the previous value ", Num(s.custom_sparsity[i - 1])));
+      }
+    }
+    if (s.iterations && *s.iterations != static_cast<int>(s.custom_sparsity.size())) {
+      return Invalid("schedule.iterations", absl::StrCat(*s.iterations),
+                     absl::StrCat("differs from the ", s.custom_sparsity.size(), " custom_sparsity values"));
+    }
+  } else if (!s.custom_sparsity.empty()) {
+    return Invalid("schedule.custom_sparsity", absl::StrCat(s.custom_sparsity.size(), " values"),
+                   absl::StrCat("given for schedule '", ScheduleKindName(kind), "' (only 'custom' takes them)"));
+  }
+  if (kind == ScheduleKind::kOneShot && s.iterations && *s.iterations != 1) {
+    return Invalid("schedule.iterations", absl::StrCat(*s.iterations), "must be 1 (or unset) for 'one-shot'");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Method> ParseMethod(absl::string_view name) {
@@ -124,32 +153,11 @@ absl::Status ValidateMethodConfig(const MethodConfig& c) {
   const ScheduleParams& s = c.schedule;
   const ScheduleKind kind = s.kind.value_or(DefaultScheduleKind(c.method));
   GCPRUNE_RETURN_IF_ERROR(CheckRange("schedule.target_sparsity", s.target_sparsity, 0, 1, /*hi_open=*/true));
-  if (s.iterations)
+  if (s.iterations) {
     GCPRUNE_RETURN_IF_ERROR(CheckIntRange("schedule.iterations", *s.iterations, 1, kMaxIterations));
-  if (kind == ScheduleKind::kCustom && !IsV1(c.method)) {
-    if (s.custom_sparsity.empty() || s.custom_sparsity.size() > kMaxIterations) {
-      return Invalid("schedule.custom_sparsity", absl::StrCat(s.custom_sparsity.size(), " values"),
-                     absl::StrCat("for schedule 'custom', expected 1..", kMaxIterations));
-    }
-    for (size_t i = 0; i < s.custom_sparsity.size(); ++i) {
-      const std::string key = absl::StrCat("schedule.custom_sparsity[", i, "]");
-      GCPRUNE_RETURN_IF_ERROR(CheckRange(key, s.custom_sparsity[i], 0, 1, /*hi_open=*/true));
-      if (i > 0 && s.custom_sparsity[i] < s.custom_sparsity[i - 1]) {
-        return Invalid(key, Num(s.custom_sparsity[i]),
-                       absl::StrCat("is below the previous value ", Num(s.custom_sparsity[i - 1])));
-      }
-    }
-    if (s.iterations && *s.iterations != static_cast<int>(s.custom_sparsity.size())) {
-      return Invalid("schedule.iterations", absl::StrCat(*s.iterations),
-                     absl::StrCat("differs from the ", s.custom_sparsity.size(), " custom_sparsity values"));
-    }
-  } else if (!s.custom_sparsity.empty()) {
-    return Invalid("schedule.custom_sparsity", absl::StrCat(s.custom_sparsity.size(), " values"),
-                   absl::StrCat("given for schedule '", ScheduleKindName(kind), "' (only 'custom' takes them)"));
   }
-  if (kind == ScheduleKind::kOneShot && !IsV1(c.method) && s.iterations && *s.iterations != 1) {
-    return Invalid("schedule.iterations", absl::StrCat(*s.iterations), "must be 1 (or unset) for 'one-shot'");
-  }
+  // causal-v1 sets no target: it reads only `iterations` of the schedule.
+  if (!IsV1(c.method)) GCPRUNE_RETURN_IF_ERROR(ValidateScheduleShape(s, kind));
   if (absl::Status st = ValidateLayerLimits(MakeLayerLimits(c)); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("schedule.", st.message()));
   }

@@ -95,6 +95,11 @@ TEST(MethodConfigTest, V1ScheduleSetsNoTarget) {
   ASSERT_OK_AND_ASSIGN(Schedule schedule, MakeSchedule(c));
   EXPECT_EQ(schedule.num_iterations(), 4);
   EXPECT_EQ(schedule.final_sparsity(), 0.0);
+  // The schedule's shape is not V1's business: a custom list is accepted and ignored.
+  ASSERT_OK_AND_ASSIGN(
+      MethodConfig custom,
+      ParseMethodConfig("method=causal-v1 schedule.kind=custom schedule.custom_sparsity=0.5/0.6"));
+  EXPECT_EQ(*ResolveMethodConfig(custom)->schedule.iterations, 10);
 }
 
 TEST(MethodConfigTest, ValidationNamesTheFieldAndValue) {
