@@ -1,7 +1,10 @@
-// LassoSGD's inner loops. Every reduction runs in a fixed order, so results do not depend on threads.
+// LassoSGD's inner loops over groups of 32 columns (two 16-lane vectors). bfloat16 rows use the store's
+// pair-interleaved layout, so one load and two bit operations give 32 float32 values in column order.
+// Every reduction runs in a fixed order, so results do not depend on threads.
 #include "pruner_service/causal/lasso_kernels.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
@@ -19,140 +22,191 @@
 namespace gcprune::pruner::lasso_kernels {
 namespace {
 
+// Float value of column k of a row (portable path and chunk edges).
+inline float Value(const float* row, int64_t k) { return row[k]; }
+inline float Value(const uint16_t* row, int64_t k) { return Bfloat16ToFloat(row[Bfloat16Slot(k)]); }
+
+// The truncated-gradient update of one coefficient (see lasso_sgd.h).
+inline void UpdateOne(float g, float lr, float u, float clamp, float* beta, float* q) {
+  g = std::min(std::max(g, -clamp), clamp);
+  const float z = *beta - lr * g;
+  float nb = z;
+  if (z > 0.0f) nb = std::max(0.0f, z - (u + *q));
+  if (z < 0.0f) nb = std::min(0.0f, z + (u - *q));
+  *q += nb - z;
+  *beta = nb;
+}
+
 #if GCPRUNE_LASSO_AVX512
 
-// 16 values at column k of a row, as float32; `mask` selects the lanes to load (others read 0).
-inline __m512 Load16(const float* row, int64_t k, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, row + k); }
-inline __m512 Load16(const uint16_t* row, int64_t k, __mmask16 mask) {
-  const __m256i h = _mm256_maskz_loadu_epi16(mask, row + k);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// Columns g0 .. g0+31 of a row as two float32 vectors (lo = g0..g0+15, hi = g0+16..g0+31).
+// REQUIRES: g0 is a multiple of 32 (the bfloat16 layout's group); the full group is readable.
+inline void Load32(const float* row, int64_t g0, __m512* lo, __m512* hi) {
+  *lo = _mm512_loadu_ps(row + g0);
+  *hi = _mm512_loadu_ps(row + g0 + 16);
 }
-inline __m512 Load16(const float* row, int64_t k) { return _mm512_loadu_ps(row + k); }
-inline __m512 Load16(const uint16_t* row, int64_t k) {
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+inline void Load32(const uint16_t* row, int64_t g0, __m512* lo, __m512* hi) {
+  const __m512i words = _mm512_load_si512(reinterpret_cast<const void*>(row + g0));
+  *lo = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+  *hi = _mm512_castsi512_ps(_mm512_and_si512(words, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
-// R rows at once share each β load; two accumulators per row hide the FMA latency.
+// Sums x_rk β_k over k in [g_begin, g_end) (whole groups, inside the chunk) for R rows, onto acc.
 template <typename Elem, int R>
-void DotRows(const Elem* const* rows, const float* beta, int64_t begin, int64_t end, double* out) {
-  __m512 acc0[R], acc1[R];
-  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  int64_t k = begin;
-  for (; k + 32 <= end; k += 32) {
-    const __m512 b0 = _mm512_loadu_ps(beta + k);
-    const __m512 b1 = _mm512_loadu_ps(beta + k + 16);
+void DotGroups(const Elem* const* rows, const float* beta, int64_t g_begin, int64_t g_end, __m512* acc_lo,
+               __m512* acc_hi) {
+  for (int64_t g0 = g_begin; g0 < g_end; g0 += 32) {
+    const __m512 b_lo = _mm512_loadu_ps(beta + g0);
+    const __m512 b_hi = _mm512_loadu_ps(beta + g0 + 16);
     for (int r = 0; r < R; ++r) {
-      acc0[r] = _mm512_fmadd_ps(Load16(rows[r], k), b0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(Load16(rows[r], k + 16), b1, acc1[r]);
+      __m512 lo, hi;
+      Load32(rows[r], g0, &lo, &hi);
+      acc_lo[r] = _mm512_fmadd_ps(lo, b_lo, acc_lo[r]);
+      acc_hi[r] = _mm512_fmadd_ps(hi, b_hi, acc_hi[r]);
     }
   }
-  for (; k < end; k += 16) {
-    const __mmask16 mask = end - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (end - k)) - 1u);
-    const __m512 b0 = _mm512_maskz_loadu_ps(mask, beta + k);
-    for (int r = 0; r < R; ++r) acc0[r] = _mm512_fmadd_ps(Load16(rows[r], k, mask), b0, acc0[r]);
-  }
+}
+
+template <typename Elem, int R>
+void DotRows(const Elem* const* rows, const float* beta, int64_t begin, int64_t end, int64_t g_begin,
+             int64_t g_end, double* out) {
+  __m512 acc_lo[R], acc_hi[R];
+  for (int r = 0; r < R; ++r) acc_lo[r] = acc_hi[r] = _mm512_setzero_ps();
+  DotGroups<Elem, R>(rows, beta, g_begin, g_end, acc_lo, acc_hi);
   for (int r = 0; r < R; ++r) {
     alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, _mm512_add_ps(acc0[r], acc1[r]));
+    _mm512_store_ps(lanes, _mm512_add_ps(acc_lo[r], acc_hi[r]));
     double sum = 0.0;
     for (int l = 0; l < 16; ++l) sum += lanes[l];
-    out[r] = sum;
+    // Columns outside whole groups (chunk edges), in column order.
+    float edge = 0.0f;
+    for (int64_t k = begin; k < std::min(g_begin, end); ++k) edge += Value(rows[r], k) * beta[k];
+    for (int64_t k = std::max(g_end, begin); k < end; ++k) edge += Value(rows[r], k) * beta[k];
+    out[r] = sum + edge;
   }
 }
 
-// g[j] (j = k − begin) = Σ_r coef[r] x_rk, accumulated onto g in row order.
-template <typename Elem, int R>
-void AccumulateRows(const Elem* const* rows, const float* coef, int64_t begin, int64_t end, bool first, float* g) {
-  __m512 c[R];
-  for (int r = 0; r < R; ++r) c[r] = _mm512_set1_ps(coef[r]);
-  int64_t k = begin;
-  for (; k < end; k += 16) {
-    const __mmask16 mask = end - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (end - k)) - 1u);
-    float* gk = g + (k - begin);
-    __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, gk);
-    for (int r = 0; r < R; ++r) acc = _mm512_fmadd_ps(c[r], Load16(rows[r], k, mask), acc);
-    _mm512_mask_storeu_ps(gk, mask, acc);
+// The vector form of UpdateOne for 16 coefficients at k, where `mask` selects the active ones.
+inline void Update16(__m512 g, __mmask16 mask, int64_t k, const __m512& lr, const __m512& u, const __m512& lo,
+                     const __m512& hi, float* beta, float* q, float* old_beta) {
+  const __m512 b = _mm512_loadu_ps(beta + k);
+  if (old_beta != nullptr) _mm512_storeu_ps(old_beta + k, b);
+  if (mask == 0) return;
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 qk = _mm512_loadu_ps(q + k);
+  g = _mm512_min_ps(_mm512_max_ps(g, lo), hi);
+  const __m512 z = _mm512_fnmadd_ps(lr, g, b);  // β − lr g
+  const __m512 tp = _mm512_max_ps(zero, _mm512_sub_ps(z, _mm512_add_ps(u, qk)));
+  const __m512 tn = _mm512_min_ps(zero, _mm512_add_ps(z, _mm512_sub_ps(u, qk)));
+  __m512 nb = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, zero, _CMP_GT_OQ), z, tp);
+  nb = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, zero, _CMP_LT_OQ), nb, tn);
+  _mm512_mask_storeu_ps(beta + k, mask, nb);
+  _mm512_mask_storeu_ps(q + k, mask, _mm512_add_ps(qk, _mm512_sub_ps(nb, z)));
+}
+
+inline __mmask16 ActiveMask(const uint8_t* active) {
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(active));
+  return _mm_test_epi8_mask(a, a);
+}
+
+// Gradient and update of whole groups [g_begin, g_end): two groups (four accumulation chains, which
+// hide the FMA latency) at a time, rows in order. `active` is indexed by k − begin.
+template <typename Elem>
+void UpdateGroups(const Elem* const* rows, int n, const float* coef, int64_t begin, int64_t g_begin, int64_t g_end,
+                  float lr, float u, float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
+  const __m512 vlr = _mm512_set1_ps(lr), vu = _mm512_set1_ps(u);
+  const __m512 lo = _mm512_set1_ps(-clamp), hi = _mm512_set1_ps(clamp);
+  int64_t g0 = g_begin;
+  for (; g0 + 64 <= g_end; g0 += 64) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int r = 0; r < n; ++r) {
+      const __m512 c = _mm512_set1_ps(coef[r]);
+      __m512 x0, x1, x2, x3;
+      Load32(rows[r], g0, &x0, &x1);
+      Load32(rows[r], g0 + 32, &x2, &x3);
+      a0 = _mm512_fmadd_ps(c, x0, a0);
+      a1 = _mm512_fmadd_ps(c, x1, a1);
+      a2 = _mm512_fmadd_ps(c, x2, a2);
+      a3 = _mm512_fmadd_ps(c, x3, a3);
+    }
+    const uint8_t* act = active + (g0 - begin);
+    Update16(a0, ActiveMask(act), g0, vlr, vu, lo, hi, beta, q, old_beta);
+    Update16(a1, ActiveMask(act + 16), g0 + 16, vlr, vu, lo, hi, beta, q, old_beta);
+    Update16(a2, ActiveMask(act + 32), g0 + 32, vlr, vu, lo, hi, beta, q, old_beta);
+    Update16(a3, ActiveMask(act + 48), g0 + 48, vlr, vu, lo, hi, beta, q, old_beta);
+  }
+  for (; g0 < g_end; g0 += 32) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    for (int r = 0; r < n; ++r) {
+      const __m512 c = _mm512_set1_ps(coef[r]);
+      __m512 x0, x1;
+      Load32(rows[r], g0, &x0, &x1);
+      a0 = _mm512_fmadd_ps(c, x0, a0);
+      a1 = _mm512_fmadd_ps(c, x1, a1);
+    }
+    const uint8_t* act = active + (g0 - begin);
+    Update16(a0, ActiveMask(act), g0, vlr, vu, lo, hi, beta, q, old_beta);
+    Update16(a1, ActiveMask(act + 16), g0 + 16, vlr, vu, lo, hi, beta, q, old_beta);
   }
 }
 
 template <typename Elem>
 void DotChunkT(const RowBatch& batch, const float* beta, int64_t begin, int64_t end, double* out) {
+  // Whole groups of 32 inside [begin, end); the columns before and after are edges.
+  const int64_t g_begin = std::min((begin + 31) / 32 * 32, end);
+  const int64_t g_end = std::max(end / 32 * 32, g_begin);
   const Elem* rows[4];
   for (int i = 0; i < batch.num_rows; i += 4) {
     const int n = std::min(4, batch.num_rows - i);
     for (int r = 0; r < n; ++r) rows[r] = static_cast<const Elem*>(batch.rows[i + r]);
     switch (n) {
-      case 4: DotRows<Elem, 4>(rows, beta, begin, end, out + i); break;
-      case 3: DotRows<Elem, 3>(rows, beta, begin, end, out + i); break;
-      case 2: DotRows<Elem, 2>(rows, beta, begin, end, out + i); break;
-      default: DotRows<Elem, 1>(rows, beta, begin, end, out + i); break;
+      case 4: DotRows<Elem, 4>(rows, beta, begin, end, g_begin, g_end, out + i); break;
+      case 3: DotRows<Elem, 3>(rows, beta, begin, end, g_begin, g_end, out + i); break;
+      case 2: DotRows<Elem, 2>(rows, beta, begin, end, g_begin, g_end, out + i); break;
+      default: DotRows<Elem, 1>(rows, beta, begin, end, g_begin, g_end, out + i); break;
     }
+  }
+}
+
+#endif  // GCPRUNE_LASSO_AVX512
+
+// Portable gradient and update of columns [k_begin, k_end) (edges, or everything without AVX-512).
+template <typename Elem>
+void UpdateColumns(const RowBatch& batch, const float* coef, int64_t begin, int64_t k_begin, int64_t k_end, float lr,
+                   float u, float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
+  for (int64_t k = k_begin; k < k_end; ++k) {
+    float g = 0.0f;
+    for (int i = 0; i < batch.num_rows; ++i) g += coef[i] * Value(static_cast<const Elem*>(batch.rows[i]), k);
+    if (old_beta != nullptr) old_beta[k] = beta[k];
+    if (active[k - begin] != 0) UpdateOne(g, lr, u, clamp, beta + k, q + k);
   }
 }
 
 template <typename Elem>
 void UpdateChunkT(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
                   float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
-  alignas(64) float g[kChunkColumns];
-  const Elem* rows[4];
-  for (int i = 0; i < batch.num_rows; i += 4) {
-    const int n = std::min(4, batch.num_rows - i);
-    for (int r = 0; r < n; ++r) rows[r] = static_cast<const Elem*>(batch.rows[i + r]);
-    switch (n) {
-      case 4: AccumulateRows<Elem, 4>(rows, coef + i, begin, end, i == 0, g); break;
-      case 3: AccumulateRows<Elem, 3>(rows, coef + i, begin, end, i == 0, g); break;
-      case 2: AccumulateRows<Elem, 2>(rows, coef + i, begin, end, i == 0, g); break;
-      default: AccumulateRows<Elem, 1>(rows, coef + i, begin, end, i == 0, g); break;
-    }
+#if GCPRUNE_LASSO_AVX512
+  const int64_t g_begin = std::min((begin + 31) / 32 * 32, end);
+  const int64_t g_end = std::max(end / 32 * 32, g_begin);
+  const Elem* stack_rows[64];
+  std::vector<const Elem*> heap_rows;
+  const Elem** rows = stack_rows;
+  if (batch.num_rows > 64) {
+    heap_rows.resize(static_cast<size_t>(batch.num_rows));
+    rows = heap_rows.data();
   }
-  const __m512 vlr = _mm512_set1_ps(lr);
-  const __m512 vu = _mm512_set1_ps(u);
-  const __m512 hi = _mm512_set1_ps(clamp);
-  const __m512 lo = _mm512_set1_ps(-clamp);
-  const __m512 zero = _mm512_setzero_ps();
-  for (int64_t k = begin; k < end; k += 16) {
-    const __mmask16 tail = end - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (end - k)) - 1u);
-    const __m128i act = _mm_maskz_loadu_epi8(tail, active + (k - begin));
-    const __mmask16 mask = _mm_test_epi8_mask(act, act);
-    const __m512 b = _mm512_maskz_loadu_ps(tail, beta + k);
-    if (old_beta != nullptr) _mm512_mask_storeu_ps(old_beta + k, tail, b);
-    if (mask == 0) continue;
-    const __m512 qk = _mm512_maskz_loadu_ps(mask, q + k);
-    const __m512 gk = _mm512_min_ps(_mm512_max_ps(_mm512_maskz_loadu_ps(tail, g + (k - begin)), lo), hi);
-    const __m512 z = _mm512_fnmadd_ps(vlr, gk, b);  // β − lr g
-    const __m512 tp = _mm512_max_ps(zero, _mm512_sub_ps(z, _mm512_add_ps(vu, qk)));
-    const __m512 tn = _mm512_min_ps(zero, _mm512_add_ps(z, _mm512_sub_ps(vu, qk)));
-    __m512 nb = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, zero, _CMP_GT_OQ), z, tp);
-    nb = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, zero, _CMP_LT_OQ), nb, tn);
-    _mm512_mask_storeu_ps(beta + k, mask, nb);
-    _mm512_mask_storeu_ps(q + k, mask, _mm512_add_ps(qk, _mm512_sub_ps(nb, z)));
+  {
+    for (int r = 0; r < batch.num_rows; ++r) rows[r] = static_cast<const Elem*>(batch.rows[r]);
+    UpdateColumns<Elem>(batch, coef, begin, begin, g_begin, lr, u, clamp, active, beta, q, old_beta);
+    UpdateGroups<Elem>(rows, batch.num_rows, coef, begin, g_begin, g_end, lr, u, clamp, active, beta, q, old_beta);
+    UpdateColumns<Elem>(batch, coef, begin, g_end, end, lr, u, clamp, active, beta, q, old_beta);
+    return;
   }
+#endif
+  UpdateColumns<Elem>(batch, coef, begin, begin, end, lr, u, clamp, active, beta, q, old_beta);
 }
 
-template <typename Elem>
-double SumRow(const Elem* row, int64_t n) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t k = 0;
-  for (; k + 64 <= n; k += 64) {
-    for (int a = 0; a < 4; ++a) acc[a] = _mm512_add_ps(acc[a], Load16(row, k + 16 * a));
-  }
-  for (; k < n; k += 16) {
-    const __mmask16 mask = n - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - k)) - 1u);
-    acc[0] = _mm512_add_ps(acc[0], Load16(row, k, mask));
-  }
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-  double sum = 0.0;
-  for (int l = 0; l < 16; ++l) sum += lanes[l];
-  return sum;
-}
-
-#else  // portable fallback: the same arithmetic one element at a time
-
-inline float Value(const float* row, int64_t k) { return row[k]; }
-inline float Value(const uint16_t* row, int64_t k) { return Bfloat16ToFloat(row[k]); }
-
+#if !GCPRUNE_LASSO_AVX512
 template <typename Elem>
 void DotChunkT(const RowBatch& batch, const float* beta, int64_t begin, int64_t end, double* out) {
   for (int i = 0; i < batch.num_rows; ++i) {
@@ -164,37 +218,53 @@ void DotChunkT(const RowBatch& batch, const float* beta, int64_t begin, int64_t 
     out[i] = sum;
   }
 }
+#endif
 
-template <typename Elem>
-void UpdateChunkT(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
-                  float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
-  std::vector<float> g(static_cast<size_t>(end - begin), 0.0f);
-  for (int i = 0; i < batch.num_rows; ++i) {
-    const Elem* row = static_cast<const Elem*>(batch.rows[i]);
-    for (int64_t k = begin; k < end; ++k) g[k - begin] += coef[i] * Value(row, k);
+// Σ of a stored row's values (the bfloat16 layout's order does not matter for a sum; its padding is 0).
+#if GCPRUNE_LASSO_AVX512
+double SumRow(const float* row, int64_t n) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t k = 0;
+  for (; k + 64 <= n; k += 64) {
+    for (int a = 0; a < 4; ++a) acc[a] = _mm512_add_ps(acc[a], _mm512_loadu_ps(row + k + 16 * a));
   }
-  for (int64_t k = begin; k < end; ++k) {
-    if (old_beta != nullptr) old_beta[k] = beta[k];
-    if (active[k - begin] == 0) continue;
-    const float gk = std::min(std::max(g[k - begin], -clamp), clamp);
-    const float z = beta[k] - lr * gk;
-    float nb = z;
-    if (z > 0.0f) nb = std::max(0.0f, z - (u + q[k]));
-    if (z < 0.0f) nb = std::min(0.0f, z + (u - q[k]));
-    beta[k] = nb;
-    q[k] += nb - z;
+  for (; k < n; k += 16) {
+    const __mmask16 mask = n - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - k)) - 1u);
+    acc[0] = _mm512_add_ps(acc[0], _mm512_maskz_loadu_ps(mask, row + k));
   }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
+double SumRow(const uint16_t* row, int64_t n) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int64_t padded = (n + 31) / 32 * 32;
+  int64_t k = 0;
+  for (; k + 64 <= padded; k += 64) {
+    __m512 x0, x1, x2, x3;
+    Load32(row, k, &x0, &x1);
+    Load32(row, k + 32, &x2, &x3);
+    acc[0] = _mm512_add_ps(acc[0], x0);
+    acc[1] = _mm512_add_ps(acc[1], x1);
+    acc[2] = _mm512_add_ps(acc[2], x2);
+    acc[3] = _mm512_add_ps(acc[3], x3);
+  }
+  for (; k < padded; k += 32) {
+    __m512 x0, x1;
+    Load32(row, k, &x0, &x1);
+    acc[0] = _mm512_add_ps(acc[0], x0);
+    acc[1] = _mm512_add_ps(acc[1], x1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+#else
 template <typename Elem>
 double SumRow(const Elem* row, int64_t n) {
   float lanes[16] = {};
   for (int64_t k = 0; k < n; ++k) lanes[k % 16] += Value(row, k);
   double sum = 0.0;
-  for (int l = 0; l < 16; ++l) sum += lanes[l];
+  for (float v : lanes) sum += v;
   return sum;
 }
-
 #endif
 
 }  // namespace

@@ -134,12 +134,13 @@ LassoSgdReport RunFit(const RowTable& table, const std::vector<double>& targets,
   const int64_t num_chunks = static_cast<int64_t>(chunks.size());
   const int batch = static_cast<int>(std::min<int64_t>(config.minibatch, t_rows));
   const int64_t num_batches = (t_rows + batch - 1) / batch;
-  std::vector<double> partials(static_cast<size_t>(num_chunks * batch));
-  std::vector<float> coef(static_cast<size_t>(batch));
+  // Two sets of per-chunk partial dot products, alternating by minibatch parity (see below).
+  std::vector<double> partials(static_cast<size_t>(2 * num_chunks * batch));
   std::vector<int64_t> perm;
   std::vector<const void*> ordered(static_cast<size_t>(t_rows));
   SplitMix64 rng(config.seed);
   const bool parallel = config.num_threads > 1 && num_chunks >= 2;
+  const float clamp = static_cast<float>(config.grad_clamp);
 
   int64_t tau = 0;
   double u = 0.0;
@@ -149,49 +150,59 @@ LassoSgdReport RunFit(const RowTable& table, const std::vector<double>& targets,
     ShufflePermutation(t_rows, &rng, &perm);
     for (int64_t i = 0; i < t_rows; ++i) ordered[static_cast<size_t>(i)] = table.rows[static_cast<size_t>(perm[i])];
     double loss_sum = 0.0;
-    float lr_f = 0.0f;
-    float u_f = 0.0f;
+    const int64_t tau_start = tau;
+    const double u_start = u;
+    // One barrier per minibatch. Each thread owns a fixed range of chunks: it computes their partial
+    // dot products, waits until every thread has, then (redundantly, identically) reduces all partials
+    // in chunk order to the residuals, and updates its own chunks. The next minibatch's dot products
+    // on its chunks need only the β it has just updated itself, so no second barrier is needed; the
+    // partials alternate between two buffers so that a thread running ahead never overwrites
+    // partials another thread is still reducing.
 #pragma omp parallel num_threads(config.num_threads) if (parallel)
     {
       const int tid = ThreadId();
       const int nth = NumThreads();
       const int64_t c_lo = num_chunks * tid / nth;
       const int64_t c_hi = num_chunks * (tid + 1) / nth;
+      std::vector<float> coef(static_cast<size_t>(batch));
+      int64_t my_tau = tau_start;
+      double my_u = u_start;
+      double my_loss = 0.0;
       for (int64_t b = 0; b < num_batches; ++b) {
         const int64_t first = b * batch;
         const int n = static_cast<int>(std::min<int64_t>(batch, t_rows - first));
         const RowBatch rows{ordered.data() + first, n, table.encoding};
+        double* part = &partials[static_cast<size_t>((b % 2) * num_chunks * batch)];
         for (int64_t c = c_lo; c < c_hi; ++c) {
           const Chunk& chunk = chunks[static_cast<size_t>(c)];
-          lasso_kernels::DotChunk(rows, state.beta, chunk.begin, chunk.end, &partials[static_cast<size_t>(c * batch)]);
+          lasso_kernels::DotChunk(rows, state.beta, chunk.begin, chunk.end, part + c * batch);
         }
 #pragma omp barrier
-#pragma omp single
-        {
-          double squared = 0.0;
-          const double scale = (config.half_loss ? 1.0 : 2.0) / n;
-          for (int i = 0; i < n; ++i) {
-            double prediction = 0.0;
-            for (int64_t c = 0; c < num_chunks; ++c) prediction += partials[static_cast<size_t>(c * batch + i)];
-            const double residual = prediction - targets[static_cast<size_t>(perm[first + i])];
-            squared += residual * residual;
-            coef[static_cast<size_t>(i)] = static_cast<float>(scale * residual);
-          }
-          loss_sum += (config.half_loss ? 0.5 : 1.0) * squared / n;
-          ++tau;
-          const double lr = config.lr0 / std::pow(static_cast<double>(tau), config.lr_power);
-          u += lr * config.alpha;
-          lr_f = static_cast<float>(lr);
-          u_f = static_cast<float>(u);
+        double squared = 0.0;
+        const double scale = (config.half_loss ? 1.0 : 2.0) / n;
+        for (int i = 0; i < n; ++i) {
+          double prediction = 0.0;
+          for (int64_t c = 0; c < num_chunks; ++c) prediction += part[c * batch + i];
+          const double residual = prediction - targets[static_cast<size_t>(perm[first + i])];
+          squared += residual * residual;
+          coef[static_cast<size_t>(i)] = static_cast<float>(scale * residual);
         }
+        my_loss += (config.half_loss ? 0.5 : 1.0) * squared / n;
+        ++my_tau;
+        const double lr = config.lr0 / std::pow(static_cast<double>(my_tau), config.lr_power);
+        my_u += lr * config.alpha;
         float* save = b == num_batches - 1 ? state.reference_beta : nullptr;
         for (int64_t c = c_hi - 1; c >= c_lo; --c) {
           const Chunk& chunk = chunks[static_cast<size_t>(c)];
-          lasso_kernels::UpdateChunk(rows, coef.data(), chunk.begin, chunk.end, lr_f, u_f,
-                                     static_cast<float>(config.grad_clamp), active.data() + chunk.begin % period,
+          lasso_kernels::UpdateChunk(rows, coef.data(), chunk.begin, chunk.end, static_cast<float>(lr),
+                                     static_cast<float>(my_u), clamp, active.data() + chunk.begin % period,
                                      state.beta, state.q, save);
         }
-#pragma omp barrier
+      }
+      if (tid == 0) {
+        loss_sum = my_loss;
+        tau = my_tau;
+        u = my_u;
       }
     }
     const double epoch_loss = loss_sum / static_cast<double>(num_batches);

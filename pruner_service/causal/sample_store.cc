@@ -35,14 +35,46 @@ int64_t EncodeFloat32(const float* in, int64_t n, float scale, float* out) {
   return replaced;
 }
 
+// Bits of the bfloat16 nearest to `v` (ties to even), which must be finite, saturating instead of
+// overflowing: the same result as FloatToBfloat16Saturating, written branch-free.
+inline uint32_t RoundToBfloat16Bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+  const bool overflow = (rounded & 0x7FFFu) == 0x7F80u;
+  return overflow ? ((rounded & 0x8000u) | kBfloat16MaxFinite) : rounded;
+}
+
 template <bool kSquare>
-int64_t EncodeBfloat16(const float* in, int64_t n, float scale, uint16_t* out) {
+inline float Transform(float in, float scale, int64_t* replaced) {
+  const float v = kSquare ? (in * in) * scale : in;
+  const bool bad = IsNonFinite(v);
+  *replaced += bad ? 1 : 0;
+  return bad ? 0.0f : v;
+}
+
+// As EncodeFloat32 for columns [column, column + n) of a bfloat16 row, written in the
+// pair-interleaved layout of Bfloat16Slot: whole groups of 32 with vectorisable word packing, the
+// partial groups at either end one value at a time.
+template <bool kSquare>
+int64_t EncodeBfloat16(const float* in, int64_t n, float scale, int64_t column, uint16_t* row) {
   int64_t replaced = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = kSquare ? (in[i] * in[i]) * scale : in[i];
-    const bool bad = IsNonFinite(v);
-    replaced += bad ? 1 : 0;
-    out[i] = FloatToBfloat16Saturating(bad ? 0.0f : v);
+  int64_t i = 0;
+  for (; i < n && ((column + i) & 31) != 0; ++i) {
+    row[Bfloat16Slot(column + i)] = static_cast<uint16_t>(RoundToBfloat16Bits(Transform<kSquare>(in[i], scale, &replaced)));
+  }
+  for (; i + 32 <= n; i += 32) {
+    uint32_t* words = reinterpret_cast<uint32_t*>(row + column + i);
+    int64_t bad = 0;
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t lo = RoundToBfloat16Bits(Transform<kSquare>(in[i + j], scale, &bad));
+      const uint32_t hi = RoundToBfloat16Bits(Transform<kSquare>(in[i + 16 + j], scale, &bad));
+      words[j] = (hi << 16) | lo;
+    }
+    replaced += bad;
+  }
+  for (; i < n; ++i) {
+    row[Bfloat16Slot(column + i)] = static_cast<uint16_t>(RoundToBfloat16Bits(Transform<kSquare>(in[i], scale, &replaced)));
   }
   return replaced;
 }
@@ -156,7 +188,7 @@ absl::Status SampleStore::AppendSquaredDeltas(int tensor, int64_t offset, absl::
   if (options_.encoding == SampleEncoding::kFloat32) {
     replaced = EncodeFloat32<true>(deltas.data(), n, scale, reinterpret_cast<float*>(pending_row_) + column);
   } else {
-    replaced = EncodeBfloat16<true>(deltas.data(), n, scale, reinterpret_cast<uint16_t*>(pending_row_) + column);
+    replaced = EncodeBfloat16<true>(deltas.data(), n, scale, column, reinterpret_cast<uint16_t*>(pending_row_));
   }
   pending_nonfinite_ += replaced;
   return absl::OkStatus();
@@ -171,7 +203,7 @@ absl::Status SampleStore::AppendFeatures(int tensor, int64_t offset, absl::Span<
   if (options_.encoding == SampleEncoding::kFloat32) {
     replaced = EncodeFloat32<false>(values.data(), n, 1.0f, reinterpret_cast<float*>(pending_row_) + column);
   } else {
-    replaced = EncodeBfloat16<false>(values.data(), n, 1.0f, reinterpret_cast<uint16_t*>(pending_row_) + column);
+    replaced = EncodeBfloat16<false>(values.data(), n, 1.0f, column, reinterpret_cast<uint16_t*>(pending_row_));
   }
   pending_nonfinite_ += replaced;
   return absl::OkStatus();
@@ -185,9 +217,14 @@ absl::Status SampleStore::CheckPendingComplete() const {
 absl::StatusOr<int64_t> SampleStore::CommitSample(double y) {
   absl::Status status = CheckPendingComplete();
   if (!status.ok()) return status;
-  // Zero the row's padding so whole-stride readers see defined values.
-  const int64_t used = num_cols_ * bytes_per_value();
-  std::memset(pending_row_ + used, 0, static_cast<size_t>(row_stride_ - used));
+  // Zero the row's padding so whole-group readers see zeros there.
+  if (options_.encoding == SampleEncoding::kFloat32) {
+    const int64_t used = num_cols_ * 4;
+    std::memset(pending_row_ + used, 0, static_cast<size_t>(row_stride_ - used));
+  } else {
+    uint16_t* row = reinterpret_cast<uint16_t*>(pending_row_);
+    for (int64_t c = num_cols_; c < row_stride_ / 2; ++c) row[Bfloat16Slot(c)] = 0;
+  }
   row_ptrs_.push_back(pending_row_);
   targets_.push_back(y);
   nonfinite_.push_back(pending_nonfinite_);
@@ -239,7 +276,17 @@ const float* SampleStore::Row(int64_t t, float* scratch) const {
   const void* raw = RawRow(t);
   if (options_.encoding == SampleEncoding::kFloat32) return static_cast<const float*>(raw);
   const uint16_t* in = static_cast<const uint16_t*>(raw);
-  for (int64_t k = 0; k < num_cols_; ++k) scratch[k] = Bfloat16ToFloat(in[k]);
+  const uint32_t* words = static_cast<const uint32_t*>(raw);
+  int64_t k = 0;
+  for (; k + 32 <= num_cols_; k += 32) {
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t lo = words[k / 2 + j] << 16;
+      const uint32_t hi = words[k / 2 + j] & 0xFFFF0000u;
+      std::memcpy(scratch + k + j, &lo, sizeof(float));
+      std::memcpy(scratch + k + 16 + j, &hi, sizeof(float));
+    }
+  }
+  for (; k < num_cols_; ++k) scratch[k] = Bfloat16ToFloat(in[Bfloat16Slot(k)]);
   return scratch;
 }
 

@@ -30,6 +30,15 @@ struct SampleStoreOptions {
   int feature_groups = 1;
 };
 
+// The position of column `column` in a bfloat16 row: within each group of 32 columns starting at a
+// multiple of 32, 32-bit word j holds column j in its low half and column 16 + j in its high half, so
+// one 64-byte load and two bit operations (shift, mask) give the group's 32 values as float32 in column
+// order. The LassoSGD kernels rely on this layout.
+constexpr int64_t Bfloat16Slot(int64_t column) {
+  const int64_t j = column & 31;
+  return (column & ~int64_t{31}) + (j < 16 ? 2 * j : 2 * (j - 16) + 1);
+}
+
 // Holds T committed samples and at most one pending (partly received) sample.
 //
 // Writing a sample: BeginSample(); then any number of Append* calls, in any order, covering every
@@ -106,8 +115,9 @@ class SampleStore : public RowSource {
   int64_t num_cols() const override { return num_cols_; }
   const float* Row(int64_t t, float* scratch) const override;
 
-  // Row t's values in the store's encoding: num_cols() floats (float32) or uint16 bfloat16 bit patterns;
-  // 64-byte aligned. REQUIRES: 0 <= t < num_rows().
+  // Row t's values in the store's encoding, 64-byte aligned: num_cols() floats in column order
+  // (float32), or bfloat16 bit patterns in pair-interleaved order (see Bfloat16Slot), padded with zeros
+  // to a whole group of 32. REQUIRES: 0 <= t < num_rows().
   const void* RawRow(int64_t t) const { return row_ptrs_[static_cast<size_t>(t)]; }
   SampleEncoding encoding() const { return options_.encoding; }
   int64_t bytes_per_value() const { return options_.encoding == SampleEncoding::kFloat32 ? 4 : 2; }

@@ -257,6 +257,35 @@ TEST(LassoSgdTest, SameSeedIsBitIdenticalForAnyThreadCountAndSource) {
   EXPECT_NE(0, std::memcmp(a.beta.data(), other_seed.beta.data(), bytes));
 }
 
+TEST(LassoSgdTest, Bfloat16KernelsEqualFloat32OnTheRoundedValues) {
+  // The bfloat16 kernels decode the store's interleaved layout to the same float32 values, in the same
+  // order, as the float32 kernels read the decoded rows: the fits must be bit-identical. Columns 8000
+  // (a partial group at the end) and a V1 fit starting at an unaligned column exercise the edges.
+  const Problem p = MakeProblem(29, 8010, 4, 5);
+  auto bf16 = StoreOf(p.rows, p.y, SampleEncoding::kBfloat16);
+  std::vector<std::vector<float>> decoded(29, std::vector<float>(8010));
+  for (int t = 0; t < 29; ++t) {
+    const float* row = bf16->Row(t, decoded[static_cast<size_t>(t)].data());
+    ASSERT_EQ(row, decoded[static_cast<size_t>(t)].data());
+  }
+  const DenseRows dense(std::move(decoded));
+  std::vector<uint8_t> active(8010, 1);
+  active[4100] = 0;
+  LassoSgdV2Options options;
+  options.max_epochs = 3;
+  ASSERT_OK_AND_ASSIGN(LassoSgdV2Result a, FitLassoSgdV2(*bf16, p.y, active, options));
+  ASSERT_OK_AND_ASSIGN(LassoSgdV2Result b, FitLassoSgdV2(dense, p.y, active, options));
+  EXPECT_EQ(0, std::memcmp(a.beta.data(), b.beta.data(), 8010 * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(a.reference_beta.data(), b.reference_beta.data(), 8010 * sizeof(float)));
+  LassoSgdV1Options v1;
+  v1.max_epochs = 2;
+  const std::vector<std::vector<ColumnRange>> fits = {{{0, 37}}, {{37, 5000}}, {{5000, 8010}}};
+  ASSERT_OK_AND_ASSIGN(LassoSgdV1Result c, FitLassoSgdV1(*bf16, p.y, active, fits, v1));
+  ASSERT_OK_AND_ASSIGN(LassoSgdV1Result d, FitLassoSgdV1(dense, p.y, active, fits, v1));
+  EXPECT_EQ(0, std::memcmp(c.beta.data(), d.beta.data(), 8010 * sizeof(float)));
+  EXPECT_GT(c.reports[1].nonzero, 0);
+}
+
 // The same fit written as plainly as possible in double precision (one epoch, no early stop).
 std::vector<double> PlainOneEpoch(const DenseRows& rows, const std::vector<double>& y_raw, const LassoSgdV2Options& o) {
   const int64_t t_rows = rows.num_rows();

@@ -170,12 +170,46 @@ TEST(SampleStoreTest, Bfloat16StoresRoundedValuesAtHalfTheSize) {
   EXPECT_EQ(rounded, scratch.data());  // decoded into the scratch buffer
   const uint16_t* raw = static_cast<const uint16_t*>(bf16->RawRow(0));
   for (int k = 0; k < 18; ++k) {
-    EXPECT_EQ(raw[k], FloatToBfloat16(exact[k])) << k;
+    EXPECT_EQ(raw[Bfloat16Slot(k)], FloatToBfloat16(exact[k])) << k;
     EXPECT_EQ(rounded[k], Bfloat16ToFloat(FloatToBfloat16(exact[k]))) << k;
   }
   EXPECT_EQ(f32->raw_bytes(), 18 * 4);
   EXPECT_EQ(bf16->raw_bytes(), 18 * 2);
   EXPECT_EQ(bf16->bytes_per_value(), 2);
+}
+
+TEST(SampleStoreTest, Bfloat16LayoutInterleavesPairsOfHalfGroups) {
+  EXPECT_EQ(Bfloat16Slot(0), 0);
+  EXPECT_EQ(Bfloat16Slot(1), 2);
+  EXPECT_EQ(Bfloat16Slot(15), 30);
+  EXPECT_EQ(Bfloat16Slot(16), 1);
+  EXPECT_EQ(Bfloat16Slot(31), 31);
+  EXPECT_EQ(Bfloat16Slot(32 + 17), 32 + 3);
+  // 100 features in unaligned chunks (whole groups and partial ones): every value lands in its slot,
+  // decodes in column order, the padding up to 128 is zero, and overflowing values saturate.
+  ASSERT_OK_AND_ASSIGN(Layout layout, Layout::Create({{"w", {100}, true}}));
+  ASSERT_OK_AND_ASSIGN(auto store,
+                       SampleStore::Create(layout, SampleStoreOptions{SampleEncoding::kBfloat16, 1 << 20, 1}));
+  std::vector<float> values(100);
+  for (int k = 0; k < 100; ++k) values[static_cast<size_t>(k)] = 1.0f + static_cast<float>(k) / 64.0f;
+  values[40] = 3.4e38f;
+  values[77] = -3.4e38f;
+  ASSERT_OK(store->BeginSample());
+  ASSERT_OK(store->AppendFeatures(0, 71, absl::MakeConstSpan(values).subspan(71)));
+  ASSERT_OK(store->AppendFeatures(0, 0, absl::MakeConstSpan(values).subspan(0, 7)));
+  ASSERT_OK(store->AppendFeatures(0, 7, absl::MakeConstSpan(values).subspan(7, 64)));
+  ASSERT_OK(store->CommitSample(0.0).status());
+  const uint16_t* raw = static_cast<const uint16_t*>(store->RawRow(0));
+  std::vector<float> scratch(100);
+  const float* row = store->Row(0, scratch.data());
+  for (int k = 0; k < 100; ++k) {
+    SCOPED_TRACE(k);
+    EXPECT_EQ(raw[Bfloat16Slot(k)], FloatToBfloat16Saturating(values[static_cast<size_t>(k)]));
+    EXPECT_EQ(row[k], Bfloat16ToFloat(FloatToBfloat16Saturating(values[static_cast<size_t>(k)])));
+  }
+  EXPECT_EQ(raw[Bfloat16Slot(40)], kBfloat16MaxFinite);
+  for (int k = 100; k < 128; ++k) EXPECT_EQ(raw[Bfloat16Slot(k)], 0) << k;
+  EXPECT_EQ(store->total_nonfinite(), 0);
 }
 
 TEST(SampleStoreTest, BudgetIsCheckedBeforeAllocatingAndTheStoreStaysUsable) {
