@@ -136,6 +136,44 @@ void BM_SessionMagnitudeIteration(benchmark::State& state) {
 }
 BENCHMARK(BM_SessionMagnitudeIteration)->Unit(benchmark::kMillisecond);
 
+// "Samples in, masks out" at LeNet-5 scale: one causal-v2 iteration of T = 235 steps (one epoch of
+// Fashion-MNIST at batch 256), timing EndIteration (LassoSGD fit, selection, masks, report) only.
+void BM_SessionCausalV2Iteration(benchmark::State& state) {
+  MethodConfig config;
+  config.sample_encoding = state.range(0) ? SampleEncoding::kBfloat16 : SampleEncoding::kFloat32;
+  const MaskSet shape(LeNet5());
+  std::vector<std::vector<float>> deltas;
+  for (int p = 0; p < shape.num_tensors(); ++p) deltas.push_back(std::vector<float>(shape.tensor(p).numel));
+  SplitMix64 rng(5);
+  double epochs = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::unique_ptr<PruningSession> session = *PruningSession::Create(LeNet5(), config);
+    for (int64_t t = 0; t < 235; ++t) {
+      double dl = 0;
+      for (std::vector<float>& d : deltas) {
+        for (float& v : d) {
+          const uint64_t r = rng.Next();
+          v = (r & 7) ? 0.0f : 1e-6f * static_cast<float>(static_cast<int64_t>(r >> 40) - (1 << 23)) / (1 << 23);
+          dl -= 1e3 * v * v;
+        }
+      }
+      (void)session->AddStep({t, 2.0, 2.0 + dl, 1e-3}, TensorWeights(deltas.begin(), deltas.end()));
+    }
+    state.ResumeTiming();
+    absl::StatusOr<IterationResult> r = session->EndIteration();
+    epochs = r.ok() ? r->report.fit->epochs : -1;
+    benchmark::DoNotOptimize(r.ok());
+  }
+  state.counters["epochs"] = epochs;
+}
+BENCHMARK(BM_SessionCausalV2Iteration)
+    ->ArgName("bfloat16")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
 // Session metadata for durability: serialise and restore after 5 random-pruning iterations.
 void BM_SessionSerializeDeserialize(benchmark::State& state) {
   MethodConfig config;

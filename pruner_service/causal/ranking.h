@@ -28,7 +28,8 @@ struct LayerLimits {
   // after it is at least min_sparsity (⌊min_sparsity · numel⌋ weights); before that the floor is 0, so the
   // early iterations rank freely. In [0, 1].
   double min_sparsity = 0.0;
-  // A layer's sparsity never exceeds max_sparsity. In [0, 1], >= min_sparsity.
+  // No selection takes a layer beyond ⌊max_sparsity · numel⌋ pruned weights (a layer already beyond it,
+  // e.g. by a client's mask, is pruned no further). In [0, 1], >= min_sparsity.
   double max_sparsity = 1.0;
   // Unless true, every layer keeps at least one weight, whatever max_sparsity says.
   bool allow_collapse = false;
