@@ -166,35 +166,31 @@ def report_blas(info):
 
 # ---------------------------------------------------------------------------------------------- PyTorch
 
-def time_step(step_fn, batch, seconds, warmup_seconds):
-    """Median images/s of `step_fn` over timed blocks of >= ~50 ms each, after a warm-up.
+class TorchTimer:
+    """Times one PyTorch step in blocks of >= ~50 ms each, after a warm-up; the measurement can be split into
+    several rounds (interleaved with the engine's runs)."""
 
-    Returns (list of per-block img/s, calls per block)."""
-    start = time.perf_counter()
-    calls = 0
-    while calls < 3 or time.perf_counter() - start < warmup_seconds:
-        step_fn()
-        calls += 1
-    per_call = (time.perf_counter() - start) / calls
-    per_block = max(1, math.ceil(0.05 / per_call))
-    blocks = int(min(50, max(5, seconds / (per_call * per_block))))
-    rates = []
-    for _ in range(blocks):
-        t0 = time.perf_counter()
-        for _ in range(per_block):
+    def __init__(self, step_fn, batch, warmup_seconds):
+        self.step_fn, self.batch, self.rates = step_fn, batch, []
+        start, calls = time.perf_counter(), 0
+        while calls < 3 or time.perf_counter() - start < warmup_seconds:
             step_fn()
-        rates.append(per_block * batch / (time.perf_counter() - t0))
-    return rates, per_block
+            calls += 1
+        self.per_call = (time.perf_counter() - start) / calls
+        self.per_block = max(1, math.ceil(0.05 / self.per_call))
 
+    def run(self, seconds):
+        """Times blocks for about `seconds` (at least 2 blocks, at most 50)."""
+        blocks = int(min(50, max(2, seconds / (self.per_call * self.per_block))))
+        for _ in range(blocks):
+            t0 = time.perf_counter()
+            for _ in range(self.per_block):
+                self.step_fn()
+            self.rates.append(self.per_block * self.batch / (time.perf_counter() - t0))
 
-def run_torch(torch_models, key, seconds, warmup_seconds):
-    """PyTorch images/s of one benchmark (step, model, batch) of the contract: {img_s (median), min, max}."""
-    step, model, batch = key
-    rates, per_block = time_step(torch_models.make_step(model, step, batch), batch, seconds, warmup_seconds)
-    out = {"img_s": statistics.median(rates), "min": min(rates), "max": max(rates)}
-    print(f"  torch   {benchmark_name(*key):24s} {out['img_s']:12,.0f} img/s {_spread(out)} "
-          f"(median of {len(rates)} blocks of {per_block} steps)", flush=True)
-    return out
+    def result(self):
+        """{img_s: median over all blocks, min, max}."""
+        return {"img_s": statistics.median(self.rates), "min": min(self.rates), "max": max(self.rates)}
 
 
 def _spread(r):
@@ -456,7 +452,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="threads for PyTorch and the engine (default 2)")
     p.add_argument("--min-time", type=float, default=0.5,
                    help="engine --benchmark_min_time per repetition, seconds (default 0.5)")
-    p.add_argument("--repetitions", type=int, default=3, help="engine --benchmark_repetitions (default 3)")
+    p.add_argument("--repetitions", type=int, default=3,
+                   help="engine runs per benchmark, each followed by a share of PyTorch's timing (default 3)")
     p.add_argument("--torch-time", type=float, default=2.0,
                    help="measured seconds per PyTorch benchmark after warm-up (default 2)")
     p.add_argument("--torch-warmup", type=float, default=0.5, help="warm-up seconds per PyTorch benchmark")
@@ -513,27 +510,39 @@ def prepare_engine(args, repo):
 
 
 def measure(args, torch_models, binary):
-    """Runs the engine (if `binary`) and PyTorch benchmark by benchmark, interleaved so that both see the same
-    machine load. Returns (torch rates by key, engine JSON entries, engine context, per-key engine errors)."""
-    torch_rates, entries, context, errors = {}, [], {}, {}
+    """Times PyTorch and, if `binary` is given, the engine, benchmark by benchmark. With the engine, each
+    benchmark runs in args.repetitions rounds of one engine repetition followed by PyTorch blocks, so that both
+    see the same machine load. Returns (torch results by key, engine JSON entries, engine context, per-key
+    engine errors)."""
+    rounds = args.repetitions if binary else 1
+    torch_results, entries, context, errors = {}, [], {}, {}
     for key in benchmark_list():
-        if binary:
-            try:
-                doc = run_engine(binary, benchmark_name(*key), args.min_time, args.repetitions, args.threads,
-                                 args.engine_timeout)
-                if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-                    raise CompareError(f"engine JSON for {benchmark_name(*key)} has no 'benchmarks' list")
-                context = context or doc.get("context", {})
-                entries += doc["benchmarks"]
-                shown = parse_engine({"benchmarks": doc["benchmarks"]}).get(key, {})
-                if shown.get("img_s"):
-                    print(f"  gcprune {benchmark_name(*key):24s} {shown['img_s']:12,.0f} img/s {_spread(shown)} "
-                          f"(median of {shown['repetitions']} repetitions)", flush=True)
-            except CompareError as e:
-                print(f"error: {e}", file=sys.stderr)
-                errors[key] = str(e)
-        torch_rates[key] = run_torch(torch_models, key, args.torch_time, args.torch_warmup)
-    return torch_rates, entries, context, errors
+        step, model, batch = key
+        timer = TorchTimer(torch_models.make_step(model, step, batch), batch, args.torch_warmup)
+        key_entries = []
+        for _ in range(rounds):
+            if binary and key not in errors:
+                try:
+                    doc = run_engine(binary, benchmark_name(*key), args.min_time, 1, args.threads,
+                                     args.engine_timeout)
+                    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+                        raise CompareError(f"engine JSON for {benchmark_name(*key)} has no 'benchmarks' list")
+                    context = context or doc.get("context", {})
+                    key_entries += doc["benchmarks"]
+                except CompareError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    errors[key] = str(e)
+            timer.run(args.torch_time / rounds)
+        entries += key_entries
+        shown = parse_engine({"benchmarks": key_entries}).get(key, {})
+        if shown.get("img_s"):
+            print(f"  gcprune {benchmark_name(*key):24s} {shown['img_s']:12,.0f} img/s {_spread(shown)} "
+                  f"(median of {shown['repetitions']} runs)", flush=True)
+        torch_results[key] = timer.result()
+        print(f"  torch   {benchmark_name(*key):24s} {torch_results[key]['img_s']:12,.0f} img/s "
+              f"{_spread(torch_results[key])} (median of {len(timer.rates)} blocks of {timer.per_block} steps)",
+              flush=True)
+    return torch_results, entries, context, errors
 
 
 def main(argv):
@@ -558,8 +567,8 @@ def main(argv):
             print(f"error: {e}", file=sys.stderr)
             status = 1
     if binary:
-        print(f"engine: {binary} (--benchmark_min_time={args.min_time}, "
-              f"--benchmark_repetitions={args.repetitions}), interleaved with PyTorch", flush=True)
+        print(f"engine: {binary} (--benchmark_min_time={args.min_time}), {args.repetitions} runs per benchmark, "
+              f"each followed by PyTorch's", flush=True)
     torch_rates, entries, context, errors = measure(args, torch_models, binary)
     engine = None
     if doc is not None or binary:
