@@ -4,6 +4,7 @@
 #include "pruner_service/causal/lasso_kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -26,10 +27,12 @@ namespace {
 inline float Value(const float* row, int64_t k) { return row[k]; }
 inline float Value(const uint16_t* row, int64_t k) { return Bfloat16ToFloat(row[Bfloat16Slot(k)]); }
 
-// The truncated-gradient update of one coefficient (see lasso_sgd.h).
+// The truncated-gradient update of one coefficient (see lasso_sgd.h). Scalar code uses std::fma where
+// the vector code uses FMA instructions, so that the result of a column does not depend on whether it
+// falls on a chunk edge, or on how the compiler contracts expressions.
 inline void UpdateOne(float g, float lr, float u, float clamp, float* beta, float* q) {
   g = std::min(std::max(g, -clamp), clamp);
-  const float z = *beta - lr * g;
+  const float z = std::fma(-lr, g, *beta);
   float nb = z;
   if (z > 0.0f) nb = std::max(0.0f, z - (u + *q));
   if (z < 0.0f) nb = std::min(0.0f, z + (u - *q));
@@ -80,8 +83,8 @@ void DotRows(const Elem* const* rows, const float* beta, int64_t begin, int64_t 
     for (int l = 0; l < 16; ++l) sum += lanes[l];
     // Columns outside whole groups (chunk edges), in column order.
     float edge = 0.0f;
-    for (int64_t k = begin; k < std::min(g_begin, end); ++k) edge += Value(rows[r], k) * beta[k];
-    for (int64_t k = std::max(g_end, begin); k < end; ++k) edge += Value(rows[r], k) * beta[k];
+    for (int64_t k = begin; k < std::min(g_begin, end); ++k) edge = std::fma(Value(rows[r], k), beta[k], edge);
+    for (int64_t k = std::max(g_end, begin); k < end; ++k) edge = std::fma(Value(rows[r], k), beta[k], edge);
     out[r] = sum + edge;
   }
 }
@@ -155,11 +158,15 @@ void DotChunkT(const RowBatch& batch, const float* beta, int64_t begin, int64_t 
   // Whole groups of 32 inside [begin, end); the columns before and after are edges.
   const int64_t g_begin = std::min((begin + 31) / 32 * 32, end);
   const int64_t g_end = std::max(end / 32 * 32, g_begin);
-  const Elem* rows[4];
-  for (int i = 0; i < batch.num_rows; i += 4) {
-    const int n = std::min(4, batch.num_rows - i);
+  const Elem* rows[8];
+  for (int i = 0; i < batch.num_rows; i += 8) {
+    const int n = std::min(8, batch.num_rows - i);
     for (int r = 0; r < n; ++r) rows[r] = static_cast<const Elem*>(batch.rows[i + r]);
     switch (n) {
+      case 8: DotRows<Elem, 8>(rows, beta, begin, end, g_begin, g_end, out + i); break;
+      case 7: DotRows<Elem, 7>(rows, beta, begin, end, g_begin, g_end, out + i); break;
+      case 6: DotRows<Elem, 6>(rows, beta, begin, end, g_begin, g_end, out + i); break;
+      case 5: DotRows<Elem, 5>(rows, beta, begin, end, g_begin, g_end, out + i); break;
       case 4: DotRows<Elem, 4>(rows, beta, begin, end, g_begin, g_end, out + i); break;
       case 3: DotRows<Elem, 3>(rows, beta, begin, end, g_begin, g_end, out + i); break;
       case 2: DotRows<Elem, 2>(rows, beta, begin, end, g_begin, g_end, out + i); break;
@@ -176,7 +183,7 @@ void UpdateColumns(const RowBatch& batch, const float* coef, int64_t begin, int6
                    float u, float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
   for (int64_t k = k_begin; k < k_end; ++k) {
     float g = 0.0f;
-    for (int i = 0; i < batch.num_rows; ++i) g += coef[i] * Value(static_cast<const Elem*>(batch.rows[i]), k);
+    for (int i = 0; i < batch.num_rows; ++i) g = std::fma(coef[i], Value(static_cast<const Elem*>(batch.rows[i]), k), g);
     if (old_beta != nullptr) old_beta[k] = beta[k];
     if (active[k - begin] != 0) UpdateOne(g, lr, u, clamp, beta + k, q + k);
   }
@@ -212,7 +219,7 @@ void DotChunkT(const RowBatch& batch, const float* beta, int64_t begin, int64_t 
   for (int i = 0; i < batch.num_rows; ++i) {
     const Elem* row = static_cast<const Elem*>(batch.rows[i]);
     float lanes[16] = {};
-    for (int64_t k = begin; k < end; ++k) lanes[(k - begin) % 16] += Value(row, k) * beta[k];
+    for (int64_t k = begin; k < end; ++k) lanes[(k - begin) % 16] = std::fma(Value(row, k), beta[k], lanes[(k - begin) % 16]);
     double sum = 0.0;
     for (int l = 0; l < 16; ++l) sum += lanes[l];
     out[i] = sum;

@@ -10,9 +10,11 @@
 
 namespace gcprune::pruner::lasso_kernels {
 
-// Columns per chunk: the unit of work and of the fixed-order dot-product reduction. 4096 float32
-// coefficients (16 KiB) stay in L1 while a chunk of every row of a minibatch streams past them.
-inline constexpr int64_t kChunkColumns = 4096;
+// Columns per chunk: the unit of work of a thread and of the fixed-order dot-product reduction. The
+// chunk's coefficients (64 KiB of β) stay in L1/L2 while the chunk of every row of a minibatch streams
+// past them; long runs per row (32 KiB of bfloat16, 64 KiB of float32) keep the hardware prefetchers
+// effective (measured: 4096 columns cost 25% more per bfloat16 epoch).
+inline constexpr int64_t kChunkColumns = 16384;
 
 // rows[i] + column k is element (i, k); all rows share one encoding (float32 or bfloat16 bits).
 struct RowBatch {
@@ -22,14 +24,14 @@ struct RowBatch {
 };
 
 // out[i] = Σ_{k ∈ [begin, end)} x_ik β_k for every row i of the batch, summed in a fixed order
-// (16-lane float32 partial sums, then double). REQUIRES: end - begin <= kChunkColumns.
+// (16-lane float32 partial sums over whole groups of 32 columns, then double; edge columns in order).
 void DotChunk(const RowBatch& batch, const float* beta, int64_t begin, int64_t end, double* out);
 
 // The truncated-gradient update of columns [begin, end) (see lasso_sgd.h):
 //   g_k = clamp(Σ_i coef[i] x_ik, ±clamp) (rows in order), z_k = β_k − lr g_k, cumulative-penalty
 //   truncation with u and q_k, q_k += β_k − z_k; only where active[k − begin] != 0.
 // If `old_beta` is not null, β_k before the update is first copied to old_beta[k] (all k).
-// REQUIRES: end - begin <= kChunkColumns.
+// bfloat16 rows must be SampleStore rows (64-byte aligned, pair-interleaved, padded; see Bfloat16Slot).
 void UpdateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
                  float clamp, const uint8_t* active, float* beta, float* q, float* old_beta);
 

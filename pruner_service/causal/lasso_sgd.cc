@@ -1,16 +1,25 @@
 // LassoSGD for V2 (global, minibatches) and V1 (per layer, per sample) on one shared engine.
 //
-// Memory traffic, the cost that matters at LeNet-5 scale (T = 235, N = 430,500): a minibatch needs two
-// passes over its rows, because the gradient Σ_i r_i x_i needs every residual r_i = x_i·β − Y_i, and
-// r_i needs the whole row. A minibatch of 16 rows is 27.5 MB as float32 and 13.8 MB as bfloat16; with
-// β and q (3.4 MB) the bfloat16 minibatch fits the 32 MB L3, and the second pass reads it from cache.
-// Each thread owns a fixed contiguous range of 4096-column chunks; pass 1 (dot products) walks its
-// range forwards and pass 2 (gradient and update) backwards, so pass 2 starts with the columns pass 1
-// touched last, still in L2 and L3: for float32 most of the second pass hits the L3 too, instead of
-// L3's LRU having evicted exactly the columns that are needed next. Within a chunk, β (16 KiB) and the
-// gradient buffer stay in L1 while each row's chunk streams through once; four rows share each β load.
-// The dot products' partial sums are stored per chunk and added in chunk order by one thread, so the
-// result is the same for any number of threads.
+// Memory traffic is the cost that matters at LeNet-5 scale (T = 235, N = 430,500; 405 MB of float32
+// samples, 202 MB of bfloat16). A minibatch needs two passes over its rows, because the gradient
+// Σ_i r_i x_i needs every residual r_i = x_i·β − Y_i, and r_i needs the whole row: no blocking of the
+// columns lets a block's gradient start before all blocks' dot products are done. So the second pass
+// can only be cheap if the minibatch is still cached: 16 rows are 27.5 MB as float32 and 13.8 MB as
+// bfloat16, plus 3.4 MB of β and q, against a 32 MB L3 (lscpu; in practice, on a shared machine, a
+// thread keeps 14–20 MB of it). The scheme:
+//  - each thread owns a fixed contiguous range of 16384-column chunks; pass 1 (dot products, eight
+//    rows at a time sharing each β load) walks its range forwards, pass 2 (gradient and update)
+//    backwards, so pass 2 starts with the data pass 1 touched last, in L2 and L3, instead of LRU
+//    having evicted exactly the columns needed next; for bfloat16 most of the minibatch can still be
+//    in L3, for float32 only the most recent part;
+//  - pass 2 is register-blocked: for 64 columns at a time the 16 rows' values are summed into four
+//    accumulators (four FMA chains hide the latency) and the update is applied at once, with no
+//    gradient buffer; bfloat16 rows are stored pair-interleaved (SampleStore::Bfloat16Slot) so one load
+//    and a shift and a mask give 32 float32 values in column order;
+//  - one barrier per minibatch (see RunFit), so a thread delayed by the OS stalls the other once per
+//    minibatch, not three times.
+// The dot products' partial sums are stored per chunk and added in chunk order, so the result is the
+// same for any number of threads.
 #include "pruner_service/causal/lasso_sgd.h"
 
 #include <algorithm>

@@ -9,6 +9,14 @@
 #include "absl/strings/str_format.h"
 #include "pruner_service/causal/bfloat16.h"
 
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#define GCPRUNE_STORE_AVX512 1
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 intrinsics, see lasso_kernels.cc
+#endif
+#endif
+
 namespace gcprune::pruner {
 namespace {
 
@@ -63,6 +71,31 @@ int64_t EncodeBfloat16(const float* in, int64_t n, float scale, int64_t column, 
   for (; i < n && ((column + i) & 31) != 0; ++i) {
     row[Bfloat16Slot(column + i)] = static_cast<uint16_t>(RoundToBfloat16Bits(Transform<kSquare>(in[i], scale, &replaced)));
   }
+#if GCPRUNE_STORE_AVX512
+  const __m512 vscale = _mm512_set1_ps(scale);
+  const __m512i bias = _mm512_set1_epi32(0x7FFF);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i magnitude = _mm512_set1_epi32(0x7FFF);
+  const __m512i infinity = _mm512_set1_epi32(0x7F80);
+  const __m512i sign = _mm512_set1_epi32(0x8000);
+  const __m512i max_finite = _mm512_set1_epi32(kBfloat16MaxFinite);
+  auto round = [&](__m512 v, __mmask16* bad) {
+    if (kSquare) v = _mm512_mul_ps(_mm512_mul_ps(v, v), vscale);
+    *bad = _mm512_fpclass_ps_mask(v, 0x99);  // QNaN, +inf, -inf, SNaN
+    const __m512i bits = _mm512_castps_si512(_mm512_maskz_mov_ps(static_cast<__mmask16>(~*bad), v));
+    __m512i r = _mm512_add_epi32(_mm512_add_epi32(bits, bias), _mm512_and_si512(_mm512_srli_epi32(bits, 16), one));
+    r = _mm512_srli_epi32(r, 16);
+    const __mmask16 overflow = _mm512_cmpeq_epi32_mask(_mm512_and_si512(r, magnitude), infinity);
+    return _mm512_mask_or_epi32(r, overflow, _mm512_and_si512(r, sign), max_finite);
+  };
+  for (; i + 32 <= n; i += 32) {
+    __mmask16 bad_lo, bad_hi;
+    const __m512i lo = round(_mm512_loadu_ps(in + i), &bad_lo);
+    const __m512i hi = round(_mm512_loadu_ps(in + i + 16), &bad_hi);
+    _mm512_store_si512(reinterpret_cast<void*>(row + column + i), _mm512_or_si512(_mm512_slli_epi32(hi, 16), lo));
+    replaced += __builtin_popcount(bad_lo) + __builtin_popcount(bad_hi);
+  }
+#endif
   for (; i + 32 <= n; i += 32) {
     uint32_t* words = reinterpret_cast<uint32_t*>(row + column + i);
     int64_t bad = 0;

@@ -231,8 +231,8 @@ TEST(LassoSgdTest, FrozenCoefficientsStayExactlyZero) {
 }
 
 TEST(LassoSgdTest, SameSeedIsBitIdenticalForAnyThreadCountAndSource) {
-  const Problem p = MakeProblem(37, 10000, 5, 2);  // three column chunks, a 1808-column tail
-  const std::vector<uint8_t> active(10000, 1);
+  const Problem p = MakeProblem(37, 40000, 5, 2);  // three column chunks, the last of 7232 columns
+  const std::vector<uint8_t> active(40000, 1);
   LassoSgdV2Options options;
   options.seed = 314159;
   options.max_epochs = 3;
@@ -246,7 +246,7 @@ TEST(LassoSgdTest, SameSeedIsBitIdenticalForAnyThreadCountAndSource) {
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result copied, FitLassoSgdV2(copying, p.y, active, options));
   auto store = StoreOf(p.rows, p.y, SampleEncoding::kFloat32);
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result stored, FitLassoSgdV2(*store, store->targets(), active, options));
-  const size_t bytes = 10000 * sizeof(float);
+  const size_t bytes = 40000 * sizeof(float);
   for (const LassoSgdV2Result* other : {&b, &serial, &three, &copied, &stored}) {
     EXPECT_EQ(0, std::memcmp(a.beta.data(), other->beta.data(), bytes));
     EXPECT_EQ(0, std::memcmp(a.reference_beta.data(), other->reference_beta.data(), bytes));
@@ -259,30 +259,31 @@ TEST(LassoSgdTest, SameSeedIsBitIdenticalForAnyThreadCountAndSource) {
 
 TEST(LassoSgdTest, Bfloat16KernelsEqualFloat32OnTheRoundedValues) {
   // The bfloat16 kernels decode the store's interleaved layout to the same float32 values, in the same
-  // order, as the float32 kernels read the decoded rows: the fits must be bit-identical. Columns 8000
-  // (a partial group at the end) and a V1 fit starting at an unaligned column exercise the edges.
-  const Problem p = MakeProblem(29, 8010, 4, 5);
+  // order, as the float32 kernels read the decoded rows: the fits must be bit-identical. Two chunks,
+  // a partial group at the end and V1 fits starting at unaligned columns exercise the edges.
+  const int n = 20010;
+  const Problem p = MakeProblem(29, n, 4, 5);
   auto bf16 = StoreOf(p.rows, p.y, SampleEncoding::kBfloat16);
-  std::vector<std::vector<float>> decoded(29, std::vector<float>(8010));
+  std::vector<std::vector<float>> decoded(29, std::vector<float>(n));
   for (int t = 0; t < 29; ++t) {
     const float* row = bf16->Row(t, decoded[static_cast<size_t>(t)].data());
     ASSERT_EQ(row, decoded[static_cast<size_t>(t)].data());
   }
   const DenseRows dense(std::move(decoded));
-  std::vector<uint8_t> active(8010, 1);
+  std::vector<uint8_t> active(n, 1);
   active[4100] = 0;
   LassoSgdV2Options options;
   options.max_epochs = 3;
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result a, FitLassoSgdV2(*bf16, p.y, active, options));
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result b, FitLassoSgdV2(dense, p.y, active, options));
-  EXPECT_EQ(0, std::memcmp(a.beta.data(), b.beta.data(), 8010 * sizeof(float)));
-  EXPECT_EQ(0, std::memcmp(a.reference_beta.data(), b.reference_beta.data(), 8010 * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(a.beta.data(), b.beta.data(), n * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(a.reference_beta.data(), b.reference_beta.data(), n * sizeof(float)));
   LassoSgdV1Options v1;
   v1.max_epochs = 2;
-  const std::vector<std::vector<ColumnRange>> fits = {{{0, 37}}, {{37, 5000}}, {{5000, 8010}}};
+  const std::vector<std::vector<ColumnRange>> fits = {{{0, 37}}, {{37, 5000}}, {{5000, n}}};
   ASSERT_OK_AND_ASSIGN(LassoSgdV1Result c, FitLassoSgdV1(*bf16, p.y, active, fits, v1));
   ASSERT_OK_AND_ASSIGN(LassoSgdV1Result d, FitLassoSgdV1(dense, p.y, active, fits, v1));
-  EXPECT_EQ(0, std::memcmp(c.beta.data(), d.beta.data(), 8010 * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(c.beta.data(), d.beta.data(), n * sizeof(float)));
   EXPECT_GT(c.reports[1].nonzero, 0);
 }
 
@@ -324,7 +325,7 @@ std::vector<double> PlainOneEpoch(const DenseRows& rows, const std::vector<doubl
 }
 
 TEST(LassoSgdTest, ChunkedKernelsAgreeWithAPlainImplementation) {
-  for (int n : {5, 37, 4096, 4113, 9000}) {
+  for (int n : {5, 37, 4096, 4113, 40000}) {
     SCOPED_TRACE(n);
     const Problem p = MakeProblem(21, n, 3, 10 + static_cast<uint32_t>(n));
     LassoSgdV2Options options;

@@ -194,11 +194,16 @@ TEST(SampleStoreTest, Bfloat16LayoutInterleavesPairsOfHalfGroups) {
   for (int k = 0; k < 100; ++k) values[static_cast<size_t>(k)] = 1.0f + static_cast<float>(k) / 64.0f;
   values[40] = 3.4e38f;
   values[77] = -3.4e38f;
+  std::vector<float> with_specials = values;
+  with_specials[20] = std::numeric_limits<float>::quiet_NaN();
+  with_specials[50] = -std::numeric_limits<float>::infinity();
   ASSERT_OK(store->BeginSample());
   ASSERT_OK(store->AppendFeatures(0, 71, absl::MakeConstSpan(values).subspan(71)));
   ASSERT_OK(store->AppendFeatures(0, 0, absl::MakeConstSpan(values).subspan(0, 7)));
-  ASSERT_OK(store->AppendFeatures(0, 7, absl::MakeConstSpan(values).subspan(7, 64)));
+  ASSERT_OK(store->AppendFeatures(0, 7, absl::MakeConstSpan(with_specials).subspan(7, 64)));
   ASSERT_OK(store->CommitSample(0.0).status());
+  values[20] = 0.0f;  // the non-finite values are stored as 0
+  values[50] = 0.0f;
   const uint16_t* raw = static_cast<const uint16_t*>(store->RawRow(0));
   std::vector<float> scratch(100);
   const float* row = store->Row(0, scratch.data());
@@ -209,7 +214,20 @@ TEST(SampleStoreTest, Bfloat16LayoutInterleavesPairsOfHalfGroups) {
   }
   EXPECT_EQ(raw[Bfloat16Slot(40)], kBfloat16MaxFinite);
   for (int k = 100; k < 128; ++k) EXPECT_EQ(raw[Bfloat16Slot(k)], 0) << k;
-  EXPECT_EQ(store->total_nonfinite(), 0);
+  EXPECT_EQ(store->total_nonfinite(), 2);
+  // Squared deltas through the whole-group path: x = scale·Δθ², overflow to infinity counted.
+  std::vector<float> deltas(100);
+  for (int k = 0; k < 100; ++k) deltas[static_cast<size_t>(k)] = (k % 2 == 0 ? 1e-3f : -2e-3f) * static_cast<float>(k + 1);
+  deltas[33] = 1e30f;
+  ASSERT_OK(store->BeginSample());
+  ASSERT_OK(store->AppendSquaredDeltas(0, 0, deltas, 1e6f));
+  ASSERT_OK(store->CommitSample(0.0).status());
+  EXPECT_EQ(store->nonfinite_count(1), 1);
+  raw = static_cast<const uint16_t*>(store->RawRow(1));
+  for (int k = 0; k < 100; ++k) {
+    const float x = k == 33 ? 0.0f : deltas[static_cast<size_t>(k)] * deltas[static_cast<size_t>(k)] * 1e6f;
+    EXPECT_EQ(raw[Bfloat16Slot(k)], FloatToBfloat16(x)) << k;
+  }
 }
 
 TEST(SampleStoreTest, BudgetIsCheckedBeforeAllocatingAndTheStoreStaysUsable) {
