@@ -49,7 +49,10 @@ inline void Load32(const float* row, int64_t g0, __m512* lo, __m512* hi) {
   *hi = _mm512_loadu_ps(row + g0 + 16);
 }
 inline void Load32(const uint16_t* row, int64_t g0, __m512* lo, __m512* hi) {
-  const __m512i words = _mm512_load_si512(reinterpret_cast<const void*>(row + g0));
+  __m512i words = _mm512_load_si512(reinterpret_cast<const void*>(row + g0));
+  // Keep the 64 bytes in a register: GCC otherwise folds the load into both the shift and the mask,
+  // loading every line twice (measured 15–20% slower).
+  __asm__("" : "+v"(words));
   *lo = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
   *hi = _mm512_castsi512_ps(_mm512_and_si512(words, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
@@ -120,6 +123,21 @@ void UpdateGroups(const Elem* const* rows, int n, const float* coef, int64_t beg
   const __m512 vlr = _mm512_set1_ps(lr), vu = _mm512_set1_ps(u);
   const __m512 lo = _mm512_set1_ps(-clamp), hi = _mm512_set1_ps(clamp);
   int64_t g0 = g_begin;
+  for (; g0 + 128 <= g_end; g0 += 128) {
+    __m512 a[8];
+    for (int j = 0; j < 8; ++j) a[j] = _mm512_setzero_ps();
+    for (int r = 0; r < n; ++r) {
+      const __m512 c = _mm512_set1_ps(coef[r]);
+      for (int j = 0; j < 4; ++j) {
+        __m512 x0, x1;
+        Load32(rows[r], g0 + 32 * j, &x0, &x1);
+        a[2 * j] = _mm512_fmadd_ps(c, x0, a[2 * j]);
+        a[2 * j + 1] = _mm512_fmadd_ps(c, x1, a[2 * j + 1]);
+      }
+    }
+    const uint8_t* act = active + (g0 - begin);
+    for (int j = 0; j < 8; ++j) Update16(a[j], ActiveMask(act + 16 * j), g0 + 16 * j, vlr, vu, lo, hi, beta, q, old_beta);
+  }
   for (; g0 + 64 <= g_end; g0 += 64) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int r = 0; r < n; ++r) {
