@@ -55,6 +55,12 @@ struct BuildArgs {
   bool fuse_relu = false;
   // ReLU: the previous layer already applied ReLU; only the backward pass is left to this layer.
   bool relu_already_applied = false;
+  // ReLU: the next layer (a max pooling) masks the gradient instead (input_is_relu_output): no backward here.
+  bool relu_backward_by_next = false;
+  // MaxPool2d: the input is a ReLU output whose backward was left to this layer. Max pooling commutes with
+  // ReLU, and at each window's arg-max p, relu'(x_p) = [pool output > 0]; so masking the gradient of the
+  // (4x smaller) pool output before the pooling backward gives exactly ReLU's gradient.
+  bool input_is_relu_output = false;
 };
 
 // A layer's contribution to a plan. `forward` ops run in order, first to last layer; `backward` ops run

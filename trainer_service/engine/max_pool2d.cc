@@ -73,6 +73,20 @@ LayerPlan MaxPool2d::Build(const BuildArgs& args) const {
   if (args.need_input_grad) {
     const dnnl::pooling_backward::primitive_desc bwd_pd(
         dnnl::pooling_backward::desc(max, src_md, fwd_pd.dst_desc(), strides, kernel, pad_l, pad_r), eng, fwd_pd);
+    if (args.input_is_relu_output) {
+      // ReLU's backward on the pooled output, in place: grad *= [output > 0] (see BuildArgs).
+      const auto relu = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+      const memory::desc out_md = fwd_pd.dst_desc();
+      const dnnl::eltwise_forward::primitive_desc hint(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, relu, out_md, 0.0f, 0.0f), eng);
+      const dnnl::eltwise_backward::primitive_desc relu_pd(
+          dnnl::eltwise_backward::desc(relu, out_md, out_md, 0.0f, 0.0f), eng, hint);
+      plan.backward.push_back(Op{dnnl::eltwise_backward(relu_pd),
+                                 {{DNNL_ARG_DST, plan.output.value},
+                                  {DNNL_ARG_DIFF_DST, plan.output.grad},
+                                  {DNNL_ARG_DIFF_SRC, plan.output.grad}},
+                                 nullptr});
+    }
     const memory diff_dst = ReorderedInput(plan.output.grad, bwd_pd.diff_dst_desc(), eng, &plan.backward);
     std::vector<Op> after;
     const memory diff_src = ReorderedOutput(args.input.grad, bwd_pd.diff_src_desc(), eng, &after);

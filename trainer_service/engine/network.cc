@@ -3,6 +3,7 @@
 #include "trainer_service/engine/network.h"
 
 #include "absl/strings/str_cat.h"
+#include "trainer_service/engine/max_pool2d.h"
 #include "trainer_service/engine/relu.h"
 
 namespace gcprune::trainer {
@@ -77,9 +78,12 @@ absl::StatusOr<std::unique_ptr<NetworkPlan>> Network::BuildPlan(int64_t batch, P
       args.input = act;
       args.need_input_grad = grad_flows;
       args.need_output_grad = training && (grad_flows || !layers_[i]->parameters().empty());
+      const Layer* next = i + 1 < layers_.size() ? layers_[i + 1].get() : nullptr;
       args.relu_already_applied = is_relu && relu_applied;
-      args.fuse_relu = layer.CanFuseRelu() && i + 1 < layers_.size() &&
-                       dynamic_cast<const Relu*>(layers_[i + 1].get()) != nullptr;
+      args.relu_backward_by_next = is_relu && dynamic_cast<const MaxPool2d*>(next) != nullptr;
+      args.input_is_relu_output = i > 0 && dynamic_cast<const MaxPool2d*>(&layer) != nullptr &&
+                                  dynamic_cast<const Relu*>(layers_[i - 1].get()) != nullptr;
+      args.fuse_relu = layer.CanFuseRelu() && dynamic_cast<const Relu*>(next) != nullptr;
       LayerPlan layer_plan = layer.Build(args);
       plan->forward_.insert(plan->forward_.end(), layer_plan.forward.begin(), layer_plan.forward.end());
       backward[i] = std::move(layer_plan.backward);

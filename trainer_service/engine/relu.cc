@@ -14,7 +14,7 @@ LayerPlan Relu::Build(const BuildArgs& args) const {
     // The previous layer wrote max(x, 0) into its output: share its memories and turn the gradient
     // w.r.t. the ReLU output into the gradient w.r.t. its input in place.
     plan.output = args.input;
-    if (args.training && args.need_input_grad) {
+    if (args.training && args.need_input_grad && !args.relu_backward_by_next) {
       const dnnl::eltwise_forward::primitive_desc hint(
           dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, relu, md, 0.0f, 0.0f), eng);
       const dnnl::eltwise_backward::primitive_desc bwd_pd(
@@ -35,8 +35,13 @@ LayerPlan Relu::Build(const BuildArgs& args) const {
                             {{DNNL_ARG_SRC, args.input.value}, {DNNL_ARG_DST, plan.output.value}},
                             nullptr});
   if (!args.training) return plan;
-  if (args.need_output_grad) plan.output.grad = memory(fwd_pd.dst_desc(), eng);
-  if (args.need_input_grad) {
+  if (args.need_output_grad && !(args.need_input_grad && args.relu_backward_by_next)) {
+    plan.output.grad = memory(fwd_pd.dst_desc(), eng);
+  }
+  if (args.need_input_grad && args.relu_backward_by_next) {
+    // The next layer masks the gradient; the gradient w.r.t. the output is the one w.r.t. the input.
+    plan.output.grad = args.input.grad;
+  } else if (args.need_input_grad) {
     const dnnl::eltwise_backward::primitive_desc bwd_pd(
         dnnl::eltwise_backward::desc(relu, args.input.grad.get_desc(), fwd_pd.dst_desc(), 0.0f, 0.0f), eng, fwd_pd);
     const memory diff_dst = ReorderedInput(plan.output.grad, bwd_pd.diff_dst_desc(), eng, &plan.backward);

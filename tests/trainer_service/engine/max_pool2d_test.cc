@@ -1,5 +1,6 @@
 // Tests of the MaxPool2d layer: hand-computed forward passes (with padding), gradients against finite
-// differences (overlapping windows, blocked and channels-last inputs) and validation.
+// differences (overlapping windows, blocked and channels-last inputs, a preceding ReLU whose gradient the pool
+// applies) and validation.
 #include "trainer_service/engine/max_pool2d.h"
 
 #include <memory>
@@ -10,6 +11,7 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/trainer_service/engine/layer_check.h"
 #include "trainer_service/engine/conv2d.h"
+#include "trainer_service/engine/relu.h"
 
 namespace gcprune::trainer {
 namespace {
@@ -100,6 +102,17 @@ TEST(MaxPool2dTest, GradientsOnConvolutionLayoutsMatchFiniteDifferences) {
     conv_spec.stride = 1;
     ExpectWithinTolerance(CheckLayers(std::move(layers), {conv_spec, PoolSpec(2, 0, 0)}, /*batch=*/2, /*seed=*/9));
   }
+}
+
+TEST(MaxPool2dTest, AppliesThePrecedingReluGradientOnItsOutput) {
+  // A standalone ReLU before the pool leaves its backward to the pool, which masks the pooled gradient;
+  // overlapping windows make one input the arg-max of several outputs.
+  std::vector<std::unique_ptr<Layer>> layers;
+  layers.push_back(std::make_unique<Relu>("relu1", Shape{3, 9, 9}));
+  layers.push_back(MakePool({3, 9, 9}, 3, 2, 1));
+  LayerSpec relu;
+  relu.kind = LayerKind::kRelu;
+  ExpectWithinTolerance(CheckLayers(std::move(layers), {relu, PoolSpec(3, 2, 1)}, /*batch=*/2, /*seed=*/12));
 }
 
 TEST(MaxPool2dTest, RejectsInvalidOptions) {
