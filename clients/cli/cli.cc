@@ -5,6 +5,9 @@
 #include "absl/strings/str_format.h"
 #include "clients/cli/command.h"
 #include "clients/cli/health_command.h"
+#include "clients/cli/run_admin_commands.h"
+#include "clients/cli/run_command.h"
+#include "clients/cli/sessions_command.h"
 
 #ifndef GCPRUNE_VERSION
 #define GCPRUNE_VERSION "unknown"
@@ -19,7 +22,10 @@ void PrintUsage(std::ostream& stream) {
   for (const Command& command : AllCommands()) {
     stream << absl::StrFormat("  %-10s %s\n", command.name, command.summary);
   }
-  stream << "\n`gcprune COMMAND --help` describes a command. Tokens may also come from $GCPRUNE_AUTH_TOKEN.\n";
+  stream << "\n`gcprune COMMAND --help` describes a command. Servers: --trainer (default $GCPRUNE_TRAINER or\n"
+            "127.0.0.1:50051), --pruner (default $GCPRUNE_PRUNER or 127.0.0.1:50052); tokens may come from\n"
+            "$GCPRUNE_AUTH_TOKEN. Exit codes: 0 ok, 1 run failed or cancelled (health: not serving), 2 bad command\n"
+            "line, 3 server unreachable, 4 other server error, 130 interrupted.\n";
 }
 
 const Command* FindCommand(const std::string& name) {
@@ -34,6 +40,12 @@ const Command* FindCommand(const std::string& name) {
 const std::vector<Command>& AllCommands() {
   // Add new subcommands here (one line each), keeping the list short and the summaries to one line.
   static const std::vector<Command> kCommands = {
+      {"run", "start a training run with pruning, follow it and print its report", RunRunCommand},
+      {"watch", "follow a run's progress until it ends", RunWatchCommand},
+      {"report", "print a run's report (tables or JSON)", RunReportCommand},
+      {"runs", "list the trainer's runs", RunRunsCommand},
+      {"cancel", "cancel a run", RunCancelCommand},
+      {"sessions", "list the pruner's sessions", RunSessionsCommand},
       {"health", "check that a server (or one of its services) is SERVING", RunHealthCommand},
   };
   return kCommands;

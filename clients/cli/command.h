@@ -10,16 +10,20 @@
 
 namespace gcprune::cli {
 
-// Exit codes of every subcommand.
+// Exit codes of every subcommand (docs/CLI.md lists them too).
 inline constexpr int kExitOk = 0;
-// The command ran but the answer is negative (e.g. a service that is not SERVING).
+// The command ran but the answer is negative: a run that ended FAILED or CANCELLED, a service that is not
+// SERVING.
 inline constexpr int kExitNegative = 1;
-// Bad command line or local configuration (unreadable TLS or token file).
+// Bad command line or local configuration (unreadable TLS or token file), or a run spec the trainer
+// rejected as INVALID_ARGUMENT.
 inline constexpr int kExitUsage = 2;
 // The server could not be reached in time (connection refused, DNS, TLS handshake, deadline).
 inline constexpr int kExitUnreachable = 3;
 // The server answered with an error (UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, ...).
 inline constexpr int kExitRpcError = 4;
+// Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+inline constexpr int kExitInterrupted = 130;
 
 using CommandFunction = int (*)(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 

@@ -1,10 +1,17 @@
 // Implementation of the shared connection flags.
 #include "clients/cli/connection_flags.h"
 
+#include <cstdlib>
+
 #include "common/auth_token.h"
 #include "common/client_channel.h"
 
 namespace gcprune::cli {
+
+std::string AddressFromEnv(const char* env_var, const char* fallback) {
+  const char* value = std::getenv(env_var);
+  return value != nullptr && value[0] != '\0' ? std::string(value) : std::string(fallback);
+}
 
 void ConnectionFlags::Register(FlagSet* flags) {
   flags->AddBool("tls", &tls, "connect with TLS (system roots unless --tls_ca_file)");

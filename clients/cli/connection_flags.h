@@ -13,6 +13,16 @@
 
 namespace gcprune::cli {
 
+// Where the commands look for the servers unless --trainer / --pruner say otherwise: the environment
+// variable if set and non-empty, else the servers' default ports on the loopback interface.
+inline constexpr char kTrainerAddressEnvVar[] = "GCPRUNE_TRAINER";
+inline constexpr char kPrunerAddressEnvVar[] = "GCPRUNE_PRUNER";
+inline constexpr char kDefaultTrainerAddress[] = "127.0.0.1:50051";
+inline constexpr char kDefaultPrunerAddress[] = "127.0.0.1:50052";
+
+// $env_var if set and non-empty, else `fallback`.
+std::string AddressFromEnv(const char* env_var, const char* fallback);
+
 struct ConnectionFlags {
   bool tls = false;
   std::string tls_ca_file;

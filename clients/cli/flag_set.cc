@@ -36,11 +36,22 @@ FlagSet::FlagSet(std::string usage, std::string description)
 
 void FlagSet::Add(Flag flag) { flags_.push_back(std::move(flag)); }
 
-const FlagSet::Flag* FlagSet::Find(absl::string_view name) const {
-  for (const Flag& flag : flags_) {
+FlagSet::Flag* FlagSet::Find(absl::string_view name) {
+  for (Flag& flag : flags_) {
     if (flag.name == name) return &flag;
   }
   return nullptr;
+}
+
+void FlagSet::SetDefaultText(absl::string_view name, std::string text) {
+  if (Flag* flag = Find(name); flag != nullptr) flag->default_text = std::move(text);
+}
+
+bool FlagSet::IsSet(absl::string_view name) const {
+  for (const Flag& flag : flags_) {
+    if (flag.name == name) return flag.was_set;
+  }
+  return false;
 }
 
 void FlagSet::AddString(const std::string& name, std::string* target, const std::string& help) {
@@ -68,6 +79,13 @@ void FlagSet::AddBool(const std::string& name, bool* target, const std::string& 
 void FlagSet::AddInt(const std::string& name, int64_t* target, const std::string& help) {
   Add({name, help, absl::StrCat(*target), false, [name, target](absl::string_view value) {
          if (!absl::SimpleAtoi(value, target)) return BadValue(name, value, "an integer");
+         return absl::OkStatus();
+       }});
+}
+
+void FlagSet::AddUint64(const std::string& name, uint64_t* target, const std::string& help) {
+  Add({name, help, absl::StrCat(*target), false, [name, target](absl::string_view value) {
+         if (!absl::SimpleAtoi(value, target)) return BadValue(name, value, "an unsigned 64-bit integer");
          return absl::OkStatus();
        }});
 }
@@ -115,12 +133,13 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(const std::vector<std::s
       value = body.substr(eq + 1);
       has_value = true;
     }
-    const Flag* flag = Find(name);
+    Flag* flag = Find(name);
     if (flag == nullptr && !has_value && absl::StartsWith(name, "no")) {
-      const Flag* negated = Find(name.substr(2));
+      Flag* negated = Find(name.substr(2));
       if (negated != nullptr && negated->is_bool) {
         absl::Status status = negated->set("false");
         if (!status.ok()) return status;
+        negated->was_set = true;
         continue;
       }
     }
@@ -136,6 +155,7 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(const std::vector<std::s
     }
     absl::Status status = flag->set(value);
     if (!status.ok()) return status;
+    flag->was_set = true;
   }
   return positional;
 }

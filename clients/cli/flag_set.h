@@ -26,15 +26,23 @@ class FlagSet {
   void AddString(const std::string& name, std::string* target, const std::string& help);
   void AddBool(const std::string& name, bool* target, const std::string& help);
   void AddInt(const std::string& name, int64_t* target, const std::string& help);
+  void AddUint64(const std::string& name, uint64_t* target, const std::string& help);
   void AddDouble(const std::string& name, double* target, const std::string& help);
   // Values like "5s", "250ms", "1m30s", or a bare number of seconds.
   void AddDuration(const std::string& name, absl::Duration* target, const std::string& help);
+
+  // Replaces the default shown by Help() for flag `name` (e.g. "the method's" for a flag whose unset state
+  // leaves the choice to the server). No effect for an unknown name.
+  void SetDefaultText(absl::string_view name, std::string text);
 
   // Parses `args` (the words after the subcommand) into the targets and returns the positional ones.
   // INVALID_ARGUMENT naming the flag for an unknown flag, a missing value or a malformed value.
   absl::StatusOr<std::vector<std::string>> Parse(const std::vector<std::string>& args);
 
   bool help_requested() const { return help_requested_; }
+  // True if a Parse call has set flag `name` (with or without a value), so that callers can tell an
+  // explicit value from the default.
+  bool IsSet(absl::string_view name) const;
   // The usage line, the description and one line per flag with its default.
   std::string Help() const;
 
@@ -45,9 +53,10 @@ class FlagSet {
     std::string default_text;
     bool is_bool = false;
     std::function<absl::Status(absl::string_view)> set;
+    bool was_set = false;
   };
   void Add(Flag flag);
-  const Flag* Find(absl::string_view name) const;
+  Flag* Find(absl::string_view name);
 
   std::string usage_;
   std::string description_;

@@ -1,0 +1,31 @@
+// Implementation of the terminal queries.
+#include "clients/cli/terminal.h"
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+
+namespace gcprune::cli {
+
+bool IsTerminal(const std::ostream& stream) {
+  if (&stream == &std::cout) return isatty(STDOUT_FILENO) == 1;
+  if (&stream == &std::cerr) return isatty(STDERR_FILENO) == 1;
+  return false;
+}
+
+int TerminalWidth() {
+  struct winsize size = {};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return std::max<int>(size.ws_col, 20);
+  int columns = 0;
+  if (const char* text = std::getenv("COLUMNS"); text != nullptr && absl::SimpleAtoi(text, &columns) && columns > 0) {
+    return std::max(columns, 20);
+  }
+  return 100;
+}
+
+}  // namespace gcprune::cli
