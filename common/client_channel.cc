@@ -7,6 +7,7 @@
 #include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/client_interceptor.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -83,6 +84,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const std::stri
     return absl::InvalidArgumentError(absl::StrCat("max_receive_message_bytes: must be >= 1, got ",
                                                    options.max_receive_message_bytes));
   }
+  if (options.max_reconnect_backoff_ms < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_reconnect_backoff_ms: must be >= 0, got ",
+                                                   options.max_reconnect_backoff_ms));
+  }
   if (!options.auth_token.empty()) {
     absl::Status valid = ValidateAuthToken(options.auth_token);
     if (!valid.ok()) return valid;
@@ -93,6 +98,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const std::stri
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   if (!options.tls_server_name.empty()) args.SetSslTargetNameOverride(options.tls_server_name);
+  if (options.max_reconnect_backoff_ms > 0) {
+    const int max_ms = options.max_reconnect_backoff_ms;
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(max_ms, 1000));
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(max_ms, 1000));
+  }
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (!options.auth_token.empty()) {
     interceptors.push_back(std::make_unique<BearerTokenInterceptorFactory>(options.auth_token));

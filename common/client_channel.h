@@ -26,10 +26,14 @@ struct ClientChannelOptions {
   std::string auth_token;
   // Largest message accepted from the server, in bytes, >= 1.
   int max_receive_message_bytes = 64 << 20;
+  // Upper bound of gRPC's reconnect backoff after a lost connection, in ms; 0 = gRPC's default (120 s).
+  // Long-lived clients that must notice a restarted server quickly set it low (e.g. 1000).
+  int max_reconnect_backoff_ms = 0;
 };
 
 // Creates a lazily connecting channel to `address` ("host:port", "dns:///host:port", "unix:/path").
-// Errors: INVALID_ARGUMENT for an empty address, a non-positive message limit, a malformed token, or a
+// Errors: INVALID_ARGUMENT for an empty address, a non-positive message limit, a negative reconnect
+// backoff, a malformed token, or a
 // client certificate without its key (or the reverse); the errors of ReadFileToString for unreadable
 // PEM files.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const std::string& address,
