@@ -115,17 +115,31 @@ inline __mmask16 ActiveMask(const uint8_t* active) {
   return _mm_test_epi8_mask(a, a);
 }
 
-// Gradient and update of whole groups [g_begin, g_end): two groups (four accumulation chains, which
-// hide the FMA latency) at a time, rows in order. `active` is indexed by k − begin.
-template <typename Elem>
-void UpdateGroups(const Elem* const* rows, int n, const float* coef, int64_t begin, int64_t g_begin, int64_t g_end,
-                  float lr, float u, float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
-  const __m512 vlr = _mm512_set1_ps(lr), vu = _mm512_set1_ps(u);
-  const __m512 lo = _mm512_set1_ps(-clamp), hi = _mm512_set1_ps(clamp);
+// Finishes 16 columns at k whose gradient sums are `g`: stores them in g_out (kUpdate false) or applies
+// the update to the active ones. `act` points at the 16 columns' active flags.
+template <bool kUpdate>
+inline void Finish16(__m512 g, int64_t k, const uint8_t* act, float* g_out, const UpdateArgs& args, const __m512& lr,
+                     const __m512& u, const __m512& lo, const __m512& hi) {
+  if (kUpdate) {
+    Update16(g, ActiveMask(act), k, lr, u, lo, hi, args.beta, args.q, args.old_beta);
+  } else {
+    _mm512_storeu_ps(g_out + k, g);
+  }
+}
+
+// Gradient sums of whole groups [g_begin, g_end), rows in order, starting from g_in (or 0): four
+// groups (eight accumulation chains, which hide the FMA latency) at a time, then two, then one.
+// `args.active` is indexed by k − begin.
+template <typename Elem, bool kUpdate>
+void GradientGroups(const Elem* const* rows, int n, const float* coef, int64_t begin, int64_t g_begin, int64_t g_end,
+                    const float* g_in, float* g_out, const UpdateArgs& args) {
+  const __m512 vlr = _mm512_set1_ps(args.lr), vu = _mm512_set1_ps(args.u);
+  const __m512 lo = _mm512_set1_ps(-args.clamp), hi = _mm512_set1_ps(args.clamp);
+  auto start = [g_in](int64_t k) { return g_in != nullptr ? _mm512_loadu_ps(g_in + k) : _mm512_setzero_ps(); };
   int64_t g0 = g_begin;
   for (; g0 + 128 <= g_end; g0 += 128) {
     __m512 a[8];
-    for (int j = 0; j < 8; ++j) a[j] = _mm512_setzero_ps();
+    for (int j = 0; j < 8; ++j) a[j] = start(g0 + 16 * j);
     for (int r = 0; r < n; ++r) {
       const __m512 c = _mm512_set1_ps(coef[r]);
       for (int j = 0; j < 4; ++j) {
@@ -135,29 +149,12 @@ void UpdateGroups(const Elem* const* rows, int n, const float* coef, int64_t beg
         a[2 * j + 1] = _mm512_fmadd_ps(c, x1, a[2 * j + 1]);
       }
     }
-    const uint8_t* act = active + (g0 - begin);
-    for (int j = 0; j < 8; ++j) Update16(a[j], ActiveMask(act + 16 * j), g0 + 16 * j, vlr, vu, lo, hi, beta, q, old_beta);
-  }
-  for (; g0 + 64 <= g_end; g0 += 64) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int r = 0; r < n; ++r) {
-      const __m512 c = _mm512_set1_ps(coef[r]);
-      __m512 x0, x1, x2, x3;
-      Load32(rows[r], g0, &x0, &x1);
-      Load32(rows[r], g0 + 32, &x2, &x3);
-      a0 = _mm512_fmadd_ps(c, x0, a0);
-      a1 = _mm512_fmadd_ps(c, x1, a1);
-      a2 = _mm512_fmadd_ps(c, x2, a2);
-      a3 = _mm512_fmadd_ps(c, x3, a3);
+    for (int j = 0; j < 8; ++j) {
+      Finish16<kUpdate>(a[j], g0 + 16 * j, args.active + (g0 + 16 * j - begin), g_out, args, vlr, vu, lo, hi);
     }
-    const uint8_t* act = active + (g0 - begin);
-    Update16(a0, ActiveMask(act), g0, vlr, vu, lo, hi, beta, q, old_beta);
-    Update16(a1, ActiveMask(act + 16), g0 + 16, vlr, vu, lo, hi, beta, q, old_beta);
-    Update16(a2, ActiveMask(act + 32), g0 + 32, vlr, vu, lo, hi, beta, q, old_beta);
-    Update16(a3, ActiveMask(act + 48), g0 + 48, vlr, vu, lo, hi, beta, q, old_beta);
   }
   for (; g0 < g_end; g0 += 32) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    __m512 a0 = start(g0), a1 = start(g0 + 16);
     for (int r = 0; r < n; ++r) {
       const __m512 c = _mm512_set1_ps(coef[r]);
       __m512 x0, x1;
@@ -165,9 +162,8 @@ void UpdateGroups(const Elem* const* rows, int n, const float* coef, int64_t beg
       a0 = _mm512_fmadd_ps(c, x0, a0);
       a1 = _mm512_fmadd_ps(c, x1, a1);
     }
-    const uint8_t* act = active + (g0 - begin);
-    Update16(a0, ActiveMask(act), g0, vlr, vu, lo, hi, beta, q, old_beta);
-    Update16(a1, ActiveMask(act + 16), g0 + 16, vlr, vu, lo, hi, beta, q, old_beta);
+    Finish16<kUpdate>(a0, g0, args.active + (g0 - begin), g_out, args, vlr, vu, lo, hi);
+    Finish16<kUpdate>(a1, g0 + 16, args.active + (g0 + 16 - begin), g_out, args, vlr, vu, lo, hi);
   }
 }
 
@@ -195,21 +191,26 @@ void DotChunkT(const RowBatch& batch, const float* beta, int64_t begin, int64_t 
 
 #endif  // GCPRUNE_LASSO_AVX512
 
-// Portable gradient and update of columns [k_begin, k_end) (edges, or everything without AVX-512).
-template <typename Elem>
-void UpdateColumns(const RowBatch& batch, const float* coef, int64_t begin, int64_t k_begin, int64_t k_end, float lr,
-                   float u, float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
+// Portable gradient sums of columns [k_begin, k_end), stored or applied as GradientGroups does (edges,
+// or everything without AVX-512).
+template <typename Elem, bool kUpdate>
+void GradientColumns(const RowBatch& batch, const float* coef, int64_t begin, int64_t k_begin, int64_t k_end,
+                     const float* g_in, float* g_out, const UpdateArgs& args) {
   for (int64_t k = k_begin; k < k_end; ++k) {
-    float g = 0.0f;
+    float g = g_in != nullptr ? g_in[k] : 0.0f;
     for (int i = 0; i < batch.num_rows; ++i) g = std::fma(coef[i], Value(static_cast<const Elem*>(batch.rows[i]), k), g);
-    if (old_beta != nullptr) old_beta[k] = beta[k];
-    if (active[k - begin] != 0) UpdateOne(g, lr, u, clamp, beta + k, q + k);
+    if (!kUpdate) {
+      g_out[k] = g;
+      continue;
+    }
+    if (args.old_beta != nullptr) args.old_beta[k] = args.beta[k];
+    if (args.active[k - begin] != 0) UpdateOne(g, args.lr, args.u, args.clamp, args.beta + k, args.q + k);
   }
 }
 
-template <typename Elem>
-void UpdateChunkT(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
-                  float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
+template <typename Elem, bool kUpdate>
+void GradientChunkT(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, const float* g_in,
+                    float* g_out, const UpdateArgs& args) {
 #if GCPRUNE_LASSO_AVX512
   const int64_t g_begin = std::min((begin + 31) / 32 * 32, end);
   const int64_t g_end = std::max(end / 32 * 32, g_begin);
@@ -220,15 +221,13 @@ void UpdateChunkT(const RowBatch& batch, const float* coef, int64_t begin, int64
     heap_rows.resize(static_cast<size_t>(batch.num_rows));
     rows = heap_rows.data();
   }
-  {
-    for (int r = 0; r < batch.num_rows; ++r) rows[r] = static_cast<const Elem*>(batch.rows[r]);
-    UpdateColumns<Elem>(batch, coef, begin, begin, g_begin, lr, u, clamp, active, beta, q, old_beta);
-    UpdateGroups<Elem>(rows, batch.num_rows, coef, begin, g_begin, g_end, lr, u, clamp, active, beta, q, old_beta);
-    UpdateColumns<Elem>(batch, coef, begin, g_end, end, lr, u, clamp, active, beta, q, old_beta);
-    return;
-  }
+  for (int r = 0; r < batch.num_rows; ++r) rows[r] = static_cast<const Elem*>(batch.rows[r]);
+  GradientColumns<Elem, kUpdate>(batch, coef, begin, begin, g_begin, g_in, g_out, args);
+  GradientGroups<Elem, kUpdate>(rows, batch.num_rows, coef, begin, g_begin, g_end, g_in, g_out, args);
+  GradientColumns<Elem, kUpdate>(batch, coef, begin, g_end, end, g_in, g_out, args);
+#else
+  GradientColumns<Elem, kUpdate>(batch, coef, begin, begin, end, g_in, g_out, args);
 #endif
-  UpdateColumns<Elem>(batch, coef, begin, begin, end, lr, u, clamp, active, beta, q, old_beta);
 }
 
 #if !GCPRUNE_LASSO_AVX512
@@ -302,12 +301,22 @@ void DotChunk(const RowBatch& batch, const float* beta, int64_t begin, int64_t e
   }
 }
 
-void UpdateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
-                 float clamp, const uint8_t* active, float* beta, float* q, float* old_beta) {
+void AccumulateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, const float* g_in,
+                     float* g_out) {
+  const UpdateArgs none{};
   if (batch.encoding == SampleEncoding::kFloat32) {
-    UpdateChunkT<float>(batch, coef, begin, end, lr, u, clamp, active, beta, q, old_beta);
+    GradientChunkT<float, false>(batch, coef, begin, end, g_in, g_out, none);
   } else {
-    UpdateChunkT<uint16_t>(batch, coef, begin, end, lr, u, clamp, active, beta, q, old_beta);
+    GradientChunkT<uint16_t, false>(batch, coef, begin, end, g_in, g_out, none);
+  }
+}
+
+void UpdateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, const float* g_in,
+                 const UpdateArgs& args) {
+  if (batch.encoding == SampleEncoding::kFloat32) {
+    GradientChunkT<float, true>(batch, coef, begin, end, g_in, nullptr, args);
+  } else {
+    GradientChunkT<uint16_t, true>(batch, coef, begin, end, g_in, nullptr, args);
   }
 }
 

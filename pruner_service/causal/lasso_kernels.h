@@ -27,13 +27,30 @@ struct RowBatch {
 // (16-lane float32 partial sums over whole groups of 32 columns, then double; edge columns in order).
 void DotChunk(const RowBatch& batch, const float* beta, int64_t begin, int64_t end, double* out);
 
-// The truncated-gradient update of columns [begin, end) (see lasso_sgd.h):
-//   g_k = clamp(Σ_i coef[i] x_ik, ±clamp) (rows in order), z_k = β_k − lr g_k, cumulative-penalty
-//   truncation with u and q_k, q_k += β_k − z_k; only where active[k − begin] != 0.
-// If `old_beta` is not null, β_k before the update is first copied to old_beta[k] (all k).
+// The update's parameters (see lasso_sgd.h). `active` is indexed by k − begin; β, q and old_beta by k.
+struct UpdateArgs {
+  float lr = 0.0f;
+  float u = 0.0f;
+  float clamp = 0.0f;
+  const uint8_t* active = nullptr;
+  float* beta = nullptr;
+  float* q = nullptr;
+  float* old_beta = nullptr;  // if not null, β_k before the update is first copied here (all k)
+};
+
+// Gradient sums of columns [begin, end) for the batch's rows: g_out[k] = g_in[k] + Σ_i coef[i] x_ik,
+// the FMAs in row order (g_in null: from 0). A minibatch may be processed as several row batches in
+// order, each AccumulateChunk continuing the sums of the one before (g_in may equal g_out), and the
+// result is bit-identical to one batch of all its rows.
+void AccumulateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, const float* g_in,
+                     float* g_out);
+
+// As AccumulateChunk, then the truncated-gradient update of columns [begin, end) with the sums g_k:
+//   g_k = clamp(g_k, ±clamp), z_k = β_k − lr g_k, cumulative-penalty truncation with u and q_k,
+//   q_k += β_k − z_k; only where active[k − begin] != 0.
 // bfloat16 rows must be SampleStore rows (64-byte aligned, pair-interleaved, padded; see Bfloat16Slot).
-void UpdateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, float lr, float u,
-                 float clamp, const uint8_t* active, float* beta, float* q, float* old_beta);
+void UpdateChunk(const RowBatch& batch, const float* coef, int64_t begin, int64_t end, const float* g_in,
+                 const UpdateArgs& args);
 
 // Σ of every stored value of every committed row, read once in storage order with `num_threads`
 // threads: the plain streaming pass a LassoSGD epoch is measured against.

@@ -246,8 +246,15 @@ TEST(LassoSgdTest, SameSeedIsBitIdenticalForAnyThreadCountAndSource) {
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result copied, FitLassoSgdV2(copying, p.y, active, options));
   auto store = StoreOf(p.rows, p.y, SampleEncoding::kFloat32);
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result stored, FitLassoSgdV2(*store, store->targets(), active, options));
+  // Minibatches read one row or three rows at a time (the gradient sums carried between them).
+  options.num_threads = 2;
+  options.sub_batch_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(LassoSgdV2Result one_row, FitLassoSgdV2(p.rows, p.y, active, options));
+  options.sub_batch_bytes = 3 * 40000 * 4;
+  ASSERT_OK_AND_ASSIGN(LassoSgdV2Result three_rows, FitLassoSgdV2(*store, store->targets(), active, options));
+  options.sub_batch_bytes = LassoSgdV2Options().sub_batch_bytes;
   const size_t bytes = 40000 * sizeof(float);
-  for (const LassoSgdV2Result* other : {&b, &serial, &three, &copied, &stored}) {
+  for (const LassoSgdV2Result* other : {&b, &serial, &three, &copied, &stored, &one_row, &three_rows}) {
     EXPECT_EQ(0, std::memcmp(a.beta.data(), other->beta.data(), bytes));
     EXPECT_EQ(0, std::memcmp(a.reference_beta.data(), other->reference_beta.data(), bytes));
     EXPECT_EQ(a.report.epoch_losses, other->report.epoch_losses);
@@ -278,6 +285,9 @@ TEST(LassoSgdTest, Bfloat16KernelsEqualFloat32OnTheRoundedValues) {
   ASSERT_OK_AND_ASSIGN(LassoSgdV2Result b, FitLassoSgdV2(dense, p.y, active, options));
   EXPECT_EQ(0, std::memcmp(a.beta.data(), b.beta.data(), n * sizeof(float)));
   EXPECT_EQ(0, std::memcmp(a.reference_beta.data(), b.reference_beta.data(), n * sizeof(float)));
+  options.sub_batch_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(LassoSgdV2Result rowwise, FitLassoSgdV2(*bf16, p.y, active, options));
+  EXPECT_EQ(0, std::memcmp(a.beta.data(), rowwise.beta.data(), n * sizeof(float)));
   LassoSgdV1Options v1;
   v1.max_epochs = 2;
   const std::vector<std::vector<ColumnRange>> fits = {{{0, 37}}, {{37, 5000}}, {{5000, n}}};
@@ -417,6 +427,7 @@ TEST(LassoSgdTest, RejectsBadInputsNamingTheField) {
       {with([](LassoSgdV2Options& o) { o.patience = 0; }), "patience: 0"},
       {with([](LassoSgdV2Options& o) { o.tol = -1; }), "tol: -1"},
       {with([](LassoSgdV2Options& o) { o.num_threads = 0; }), "num_threads: 0"},
+      {with([](LassoSgdV2Options& o) { o.sub_batch_bytes = -1; }), "sub_batch_bytes: -1"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.message);
