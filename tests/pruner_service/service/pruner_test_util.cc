@@ -180,7 +180,7 @@ SessionClient::SessionClient(v1::Pruner::Stub* stub, absl::Duration deadline) {
 SessionClient::~SessionClient() {
   if (!finished_) {
     context_.TryCancel();
-    Drain().IgnoreError();
+    WaitForEnd().IgnoreError();
   }
 }
 
@@ -328,7 +328,7 @@ absl::StatusOr<ReceivedMask> SessionClient::EndIteration(int iteration, int64_t 
   return ReadMask();
 }
 
-absl::Status SessionClient::Drain() {
+absl::Status SessionClient::WaitForEnd() {
   while (!finished_) Read().IgnoreError();
   return final_status_;
 }
@@ -342,7 +342,7 @@ absl::Status SessionClient::Close(bool complete) {
 
 absl::Status SessionClient::Finish() {
   if (!finished_) stream_->WritesDone();
-  return Drain();
+  return WaitForEnd();
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -156,6 +156,8 @@ class SessionClient {
   absl::Status Close(bool complete);
   // Half-closes, reads what is left and returns the final status.
   absl::Status Finish();
+  // Reads (without half-closing) until the server ends the stream; returns the final status.
+  absl::Status WaitForEnd();
   // Cancels the call.
   void Cancel() { context_.TryCancel(); }
 
@@ -164,8 +166,6 @@ class SessionClient {
   int64_t last_ack() const { return last_ack_; }
 
  private:
-  absl::Status Drain();
-
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<gcprune::v1::SessionRequest, gcprune::v1::SessionResponse>> stream_;
   std::vector<gcprune::v1::SessionResponse> history_;
