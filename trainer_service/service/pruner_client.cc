@@ -27,6 +27,8 @@ constexpr int kMaxStreamFailures = 5;
 constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
 // Poll period of waits that also watch cancellation and the grace period.
 constexpr absl::Duration kPollPeriod = absl::Milliseconds(50);
+// Longest wait for the channel to connect before a stream is attempted anyway.
+constexpr absl::Duration kConnectWait = absl::Seconds(5);
 // Bytes reserved for message framing when the pruner's message limit bounds the chunk size.
 constexpr int64_t kMessageOverheadBytes = 4096;
 
@@ -132,8 +134,9 @@ void PrunerClient::ConnectionLoop() {
     {
       absl::MutexLock lock(&mu_);
       if (wait_first) {
-        auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_ || close_requested_; };
+        auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_ || close_requested_ || kick_; };
         mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);
+        kick_ = false;
       }
       if (shutdown_ || close_requested_ || !permanent_error_.ok()) break;
     }
@@ -154,7 +157,27 @@ void PrunerClient::ConnectionLoop() {
   connected_ = false;
 }
 
+void PrunerClient::AwaitChannel() {
+  // A call started while the channel is in TRANSIENT_FAILURE fails at once with the cached error, and
+  // gRPC retries the connection only after its own backoff: reset that, and wait for one attempt.
+  grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
+  const absl::Time deadline = absl::Now() + std::min(options_.open_timeout, kConnectWait);
+  grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+  bool attempted = false;
+  while (state != GRPC_CHANNEL_READY && state != GRPC_CHANNEL_SHUTDOWN && absl::Now() < deadline) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && attempted) return;
+    if (state == GRPC_CHANNEL_CONNECTING) attempted = true;
+    // Short slices, so Close and shutdown are not held up.
+    if (!channel_->WaitForStateChange(state, absl::ToChronoTime(absl::Now() + kPollPeriod))) {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_ || close_requested_) return;
+    }
+    state = channel_->GetState(/*try_to_connect=*/true);
+  }
+}
+
 PrunerClient::StreamEnd PrunerClient::RunStream() {
+  AwaitChannel();
   grpc::ClientContext context;
   std::unique_ptr<Stream> stream;
   v1::SessionRequest open;
@@ -258,11 +281,19 @@ PrunerClient::StreamEnd PrunerClient::RunStream() {
     }
   }
 
-  context.TryCancel();
+  // When the server ended the stream, let the reader collect its status (cancelling would replace it by
+  // CANCELLED); otherwise this side is leaving and cancels at once.
+  bool leaving = false;
+  {
+    absl::MutexLock lock(&mu_);
+    leaving = shutdown_ || reopen_ || reopen;
+  }
+  if (leaving || !reader_done.WaitForNotificationWithTimeout(absl::Seconds(1))) context.TryCancel();
   reader.join();
   const grpc::Status status = stream->Finish();
 
   absl::MutexLock lock(&mu_);
+  ++attempts_;
   context_ = nullptr;
   const bool was_connected = connected_;
   connected_ = false;
@@ -625,17 +656,28 @@ absl::Status PrunerClient::AddStep(const StepRecord& step) {
     auto room = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return buffer_bytes_ + bytes <= options_.max_buffer_bytes || CountSteps() == 0 || !permanent_error_.ok();
     };
+    const int64_t attempts_at_start = attempts_;
+    const absl::Time wait_start = absl::Now();
+    kick_ = !connected_;
+    bool waiting_for_attempt = false;
+    auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (!permanent_error_.ok()) return true;
+      return waiting_for_attempt ? connected_ || attempts_ > attempts_at_start : room();
+    };
     while (true) {
       if (!permanent_error_.ok()) return permanent_error_;
-      if (!connected_ && absl::Now() - disconnected_since_ > options_.grace) {
+      if (UnreachableBeyondGrace(attempts_at_start, wait_start)) {
         return absl::UnavailableError(absl::StrCat("pruner at ", options_.address, " unreachable for more than ",
                                                    absl::FormatDuration(options_.grace),
                                                    last_error_.empty() ? "" : " (last error: ", last_error_,
                                                    last_error_.empty() ? "" : ")", " (strict policy)"));
       }
-      if (room()) break;
+      // Past the grace period a step waits for one more connection attempt before the run fails.
+      const bool overdue = !connected_ && absl::Now() - disconnected_since_ > options_.grace;
+      if (!overdue && room()) break;
       if (Cancelled()) return absl::CancelledError("run cancelled while waiting for pruner buffer space");
-      mu_.AwaitWithTimeout(absl::Condition(&room), kPollPeriod);
+      waiting_for_attempt = overdue;
+      mu_.AwaitWithTimeout(absl::Condition(&wake), kPollPeriod);
     }
   } else {
     while (buffer_bytes_ + bytes > options_.max_buffer_bytes) {
@@ -698,6 +740,11 @@ absl::StatusOr<IterationMasks> PrunerClient::EndIteration(int iteration,
   end.kind = Item::Kind::kEnd;
   pending_.push_back(std::move(end));
   end_queued_ = true;
+  // A pruner that was down may be back: try at once rather than after the backoff, and judge the grace
+  // period only after that attempt.
+  kick_ = !connected_;
+  const int64_t attempts_at_start = attempts_;
+  const absl::Time wait_start = absl::Now();
 
   auto changed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return (current_round_ > 0 && latest_.pruner_iteration >= current_round_) || !permanent_error_.ok() ||
@@ -737,7 +784,7 @@ absl::StatusOr<IterationMasks> PrunerClient::EndIteration(int iteration,
                                  last_error_, ")"));
     }
     const absl::Time now = absl::Now();
-    if (!connected_ && now - disconnected_since_ >= options_.grace) {
+    if (UnreachableBeyondGrace(attempts_at_start, wait_start)) {
       return GiveUp(absl::StatusCode::kUnavailable,
                     absl::StrCat("pruner at ", options_.address, " unreachable for ",
                                  absl::FormatDuration(options_.grace),
@@ -750,6 +797,12 @@ absl::StatusOr<IterationMasks> PrunerClient::EndIteration(int iteration,
     }
     mu_.AwaitWithTimeout(absl::Condition(&changed), kPollPeriod);
   }
+}
+
+bool PrunerClient::UnreachableBeyondGrace(int64_t attempts_at_start, absl::Time wait_start) const {
+  const absl::Time now = absl::Now();
+  if (connected_ || now - disconnected_since_ < options_.grace) return false;
+  return attempts_ > attempts_at_start || now - wait_start >= options_.grace;
 }
 
 absl::StatusOr<IterationMasks> PrunerClient::GiveUp(absl::StatusCode code, const std::string& reason) {

@@ -124,6 +124,8 @@ class PrunerClient final : public PruningLink {
   explicit PrunerClient(PrunerClientOptions options, std::shared_ptr<grpc::Channel> channel);
 
   void ConnectionLoop();
+  // Gives the channel one connection attempt (bounded by open_timeout and 5 s) before a stream starts.
+  void AwaitChannel();
   StreamEnd RunStream();
   void ReadLoop(grpc::ClientReaderWriter<gcprune::v1::SessionRequest, gcprune::v1::SessionResponse>* stream,
                 int64_t generation);
@@ -146,6 +148,10 @@ class PrunerClient final : public PruningLink {
   absl::StatusOr<IterationMasks> GiveUp(absl::StatusCode code, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Cancelled() const { return options_.cancelled && options_.cancelled(); }
+  // True when the pruner has been unreachable for the grace period and a connection attempt made since
+  // `attempts_at_start` failed too (or the caller has itself waited the grace period since `wait_start`).
+  bool UnreachableBeyondGrace(int64_t attempts_at_start, absl::Time wait_start) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const PrunerClientOptions options_;
   const std::shared_ptr<grpc::Channel> channel_;
@@ -161,6 +167,8 @@ class PrunerClient final : public PruningLink {
   bool close_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool close_complete_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;  // the connection thread has ended
+  bool kick_ ABSL_GUARDED_BY(mu_) = false;    // cut the current backoff short
+  int64_t attempts_ ABSL_GUARDED_BY(mu_) = 0; // streams ended (connection attempts included)
 
   // The current stream.
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
