@@ -25,9 +25,10 @@ FitExecutor::~FitExecutor() { Shutdown(); }
 absl::StatusOr<int> FitExecutor::Submit(std::function<void()> job) {
   absl::MutexLock lock(&mutex_);
   if (stopping_) return absl::UnavailableError("the server is shutting down; no new fits start");
-  const int ahead = std::max(0, static_cast<int>(queue_.size()) - idle_);
+  const int queued = static_cast<int>(queue_.size());
   queue_.push_back(std::move(job));
-  return ahead;
+  // Idle threads take the queued jobs in order; this one waits if they are all taken.
+  return queued < idle_ ? 0 : queued - idle_ + 1;
 }
 
 void FitExecutor::Shutdown() {

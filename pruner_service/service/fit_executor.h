@@ -25,8 +25,8 @@ class FitExecutor {
   FitExecutor(const FitExecutor&) = delete;
   FitExecutor& operator=(const FitExecutor&) = delete;
 
-  // Queues `job` and returns how many jobs are queued before it (0 when a thread is free to start it at
-  // once). UNAVAILABLE after Shutdown().
+  // Queues `job` and returns its place in the queue: 0 when an idle thread takes it at once, otherwise
+  // 1 + the number of jobs that wait before it. UNAVAILABLE after Shutdown().
   absl::StatusOr<int> Submit(std::function<void()> job);
 
   // Stops accepting jobs, drops the queued ones (their closures are destroyed without running), waits for

@@ -481,11 +481,15 @@ absl::StatusOr<int64_t> ManagedSession::ReceiveRuns(
     }
     const int tensor = static_cast<int>(run.tensor_index());
     GCPRUNE_RETURN_IF_ERROR(WithPrefix(absl::StrCat(f, ": "), coverage->Claim(tensor, run.offset(), *count, 0)));
-    GCPRUNE_RETURN_IF_ERROR(WithPrefix(absl::StrCat(f, ": "), common::DecodeChunkValues(run, &values)));
     float* out = buffer->data() + layout_->feature_offset(tensor) + run.offset();
-    for (size_t k = 0; k < values.size(); ++k) {
-      out[k] = values[k];
-      if (!std::isfinite(values[k])) ++nonfinite;
+    const float* in = run.values().data();  // float32 `values` need no decoding
+    if (run.values().empty()) {
+      GCPRUNE_RETURN_IF_ERROR(WithPrefix(absl::StrCat(f, ": "), common::DecodeChunkValues(run, &values)));
+      in = values.data();
+    }
+    for (int64_t k = 0; k < *count; ++k) {
+      out[k] = in[k];
+      if (!std::isfinite(in[k])) ++nonfinite;
     }
   }
   return nonfinite;

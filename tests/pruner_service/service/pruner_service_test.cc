@@ -849,6 +849,32 @@ TEST_F(PrunerServiceTest, HalfCloseDuringAFitStillDeliversTheMask) {
   EXPECT_THAT(events, ::testing::ElementsAre(v1::FIT_EVENT_STARTED, v1::FIT_EVENT_FINISHED));
 }
 
+// The masks of an iteration cannot be stored: the session goes back to collecting the same iteration
+// with its samples, and a repeated IterationEnd gives the masks of an undisturbed run.
+TEST_F(PrunerServiceTest, StorageFailureAtIterationEndIsRetryable) {
+  const SyntheticRun run(SyntheticRun::SmallLayout(), 8, kStepsPerIteration);
+  SessionClient client(stub_.get());
+  ASSERT_OK_AND_ASSIGN(v1::Opened opened, client.Create(run.layout(), CausalV2Config(2, 0.5)));
+  for (int64_t step = 0; step < kStepsPerIteration; ++step) ASSERT_TRUE(client.SendStep(run, step, 1));
+  ASSERT_OK(client.WaitForAck(kStepsPerIteration - 1));
+  // A folder where the metadata file should be makes its atomic replacement (rename) fail.
+  const std::string metadata = dir_.path() + "/state/sessions/" + opened.session_id() + "/metadata.pb";
+  std::filesystem::remove(metadata);
+  std::filesystem::create_directories(metadata + "/blocker");
+  EXPECT_THAT(client.EndIteration(1, kStepsPerIteration - 1),
+              StatusIsWithMessage(absl::StatusCode::kUnavailable, "the masks could not be stored"));
+  ASSERT_OK_AND_ASSIGN(v1::SessionInfo info, GetSession(opened.session_id()));
+  EXPECT_EQ(info.state(), v1::SESSION_STATE_COLLECTING);
+  EXPECT_EQ(info.completed_iterations(), 0);
+  EXPECT_EQ(info.stored_samples(), kStepsPerIteration);
+
+  std::filesystem::remove_all(metadata);
+  ASSERT_OK_AND_ASSIGN(std::vector<MaskSet> expected, ReferenceMasks(run, opened.method(), 1));
+  ASSERT_OK_AND_ASSIGN(ReceivedMask mask, client.EndIteration(1, kStepsPerIteration - 1));
+  EXPECT_OK(CompareMasks(expected[0], mask));
+  EXPECT_OK(client.Close(false));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Concurrency.
 
@@ -923,14 +949,26 @@ TEST_F(PrunerServiceTest, AFitDoesNotStallAcksOfAnotherSession) {
   // B streams steps one at a time while A fits; each ack comes back quickly.
   absl::Duration worst;
   int64_t acked_during_fit = 0;
-  for (int64_t step = 0; step < 1000 && !fit_done; ++step) {
+  int64_t last_b = -1;
+  for (int64_t step = 0; step < 300 && !fit_done; ++step) {
     const absl::Time sent = absl::Now();
     ASSERT_TRUE(b.SendStep(small, step, 1));
     ASSERT_OK(b.WaitForAck(step));
     worst = std::max(worst, absl::Now() - sent);
     if (!fit_done) ++acked_during_fit;
+    last_b = step;
   }
+  // B's own fit waits for A's on the single fit thread, and says so.
+  const bool a_still_fitting = !fit_done;
+  ASSERT_OK(b.EndIteration(1, last_b).status());
   reader.join();
+  std::vector<v1::FitEvent> b_events;
+  for (const v1::SessionResponse& r : b.history()) {
+    if (r.has_progress()) b_events.push_back(r.progress().event());
+  }
+  if (a_still_fitting) {
+    EXPECT_THAT(b_events, ::testing::ElementsAre(v1::FIT_EVENT_QUEUED, v1::FIT_EVENT_STARTED, v1::FIT_EVENT_FINISHED));
+  }
   const absl::Duration fit = finished - started;
   std::cout << "fit of A: " << absl::FormatDuration(fit) << "; B acked " << acked_during_fit
             << " steps meanwhile, worst step-to-ack " << absl::FormatDuration(worst) << "\n";
