@@ -15,7 +15,7 @@ absl::StatusOr<std::unique_ptr<FitExecutor>> FitExecutor::Create(int threads) {
   return std::unique_ptr<FitExecutor>(new FitExecutor(threads));
 }
 
-FitExecutor::FitExecutor(int threads) {
+FitExecutor::FitExecutor(int threads) : idle_(threads) {
   threads_.reserve(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
 }
@@ -49,18 +49,18 @@ void FitExecutor::Shutdown() {
 bool FitExecutor::HasWorkOrStopping() const { return stopping_ || !queue_.empty(); }
 
 void FitExecutor::Run() {
+  absl::MutexLock lock(&mutex_);
   for (;;) {
-    std::function<void()> job;
-    {
-      absl::MutexLock lock(&mutex_);
-      ++idle_;
-      mutex_.Await(absl::Condition(this, &FitExecutor::HasWorkOrStopping));
-      --idle_;
-      if (stopping_) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-    }
+    mutex_.Await(absl::Condition(this, &FitExecutor::HasWorkOrStopping));
+    if (stopping_) return;
+    std::function<void()> job = std::move(queue_.front());
+    queue_.pop_front();
+    --idle_;
+    mutex_.Unlock();
     job();
+    job = nullptr;  // closures may own sessions: released outside the lock
+    mutex_.Lock();
+    ++idle_;
   }
 }
 
