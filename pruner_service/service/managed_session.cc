@@ -89,7 +89,8 @@ absl::StatusOr<std::shared_ptr<ManagedSession>> ManagedSession::Load(const std::
   absl::Status status = session->Restore(metadata);
   if (!status.ok()) {
     GCPRUNE_LOG(ERROR) << "session " << id << " failed to load: " << status;
-    session->Fail(absl::DataLossError(absl::StrCat("stored state unusable: ", status.message())));
+    // Not stored: the next start tries again, in case the cause was passing (e.g. too many open files).
+    session->Fail(absl::DataLossError(absl::StrCat("stored state unusable: ", status.message())), /*persist=*/false);
   }
   return session;
 }
@@ -213,14 +214,14 @@ absl::Status ManagedSession::Persist(const state::SessionMetadata& metadata) {
   return status;
 }
 
-void ManagedSession::Fail(const absl::Status& status) {
+void ManagedSession::Fail(const absl::Status& status, bool persist) {
   state_ = v1::SESSION_STATE_FAILED;
   failure_message_ = std::string(status.message());
   core_.reset();
   stored_samples_ = 0;
   sample_bytes_ = 0;
   Touch();
-  if (!core_blob_.empty()) Persist(BuildMetadata()).IgnoreError();
+  if (persist && !core_blob_.empty()) Persist(BuildMetadata()).IgnoreError();
   if (sink_ != nullptr) sink_->End(status);
 }
 

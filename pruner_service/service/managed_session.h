@@ -157,8 +157,8 @@ class ManagedSession : public std::enable_shared_from_this<ManagedSession> {
   state::SessionMetadata BuildMetadata() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Stores the metadata; on error logs it and returns it.
   absl::Status Persist(const state::SessionMetadata& metadata) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  // Marks the session FAILED (stored if possible) and ends the stream with `status`.
-  void Fail(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Marks the session FAILED (stored if `persist` and possible) and ends the stream with `status`.
+  void Fail(const absl::Status& status, bool persist = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Moves to COMPLETED: stores it and frees the samples.
   absl::Status Complete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -873,6 +874,60 @@ TEST_F(PrunerServiceTest, StorageFailureAtIterationEndIsRetryable) {
   ASSERT_OK_AND_ASSIGN(ReceivedMask mask, client.EndIteration(1, kStepsPerIteration - 1));
   EXPECT_OK(CompareMasks(expected[0], mask));
   EXPECT_OK(client.Close(false));
+}
+
+// A restart replays the journal: a torn tail (a crash in the middle of a write) is dropped silently, a
+// corrupt record before the tail makes the session FAILED, still listed, readable and deletable.
+TEST_F(PrunerServiceTest, RestartReplaysTheJournalDroppingATornTailAndFailingOnCorruption) {
+  const SyntheticRun run(SyntheticRun::SmallLayout(), 8, kStepsPerIteration);
+  std::string torn_id;
+  std::string corrupt_id;
+  v1::MethodConfig resolved;
+  for (std::string* id : {&torn_id, &corrupt_id}) {
+    SessionClient client(stub_.get());
+    ASSERT_OK_AND_ASSIGN(v1::Opened opened, client.Create(run.layout(), CausalV2Config(2, 0.5)));
+    *id = opened.session_id();
+    resolved = opened.method();
+    for (int64_t step = 0; step < 5; ++step) ASSERT_TRUE(client.SendStep(run, step, 1));
+    ASSERT_OK(client.WaitForAck(4));
+    ASSERT_OK(client.Close(false));
+  }
+  server_.reset();
+  const std::string sessions = dir_.path() + "/state/sessions/";
+  {
+    std::ofstream torn(sessions + torn_id + "/journal.bin", std::ios::binary | std::ios::app);
+    torn << std::string("\x40\x00\x00\x00\x12\x34", 6);  // the start of a record that never finished
+  }
+  {
+    std::fstream corrupt(sessions + corrupt_id + "/journal.bin", std::ios::in | std::ios::out | std::ios::binary);
+    corrupt.seekp(100);  // inside the deltas of step 0
+    corrupt.put('\x5a');
+  }
+  StartServer(TestOptions());
+
+  SessionClient client(stub_.get());
+  ASSERT_OK_AND_ASSIGN(v1::Opened opened, client.Resume(torn_id));
+  EXPECT_EQ(opened.next_step(), 5);
+  for (int64_t step = 5; step < kStepsPerIteration; ++step) ASSERT_TRUE(client.SendStep(run, step, 1));
+  ASSERT_OK(client.WaitForAck(kStepsPerIteration - 1));
+  ASSERT_OK_AND_ASSIGN(std::vector<MaskSet> expected, ReferenceMasks(run, resolved, 1));
+  ASSERT_OK_AND_ASSIGN(ReceivedMask mask, client.EndIteration(1, kStepsPerIteration - 1));
+  EXPECT_OK(CompareMasks(expected[0], mask));
+  EXPECT_OK(client.Close(false));
+
+  ASSERT_OK_AND_ASSIGN(v1::SessionInfo info, GetSession(corrupt_id));
+  EXPECT_EQ(info.state(), v1::SESSION_STATE_FAILED);
+  EXPECT_THAT(info.failure_message(), ::testing::HasSubstr("CRC mismatch"));
+  EXPECT_EQ(info.layout().tensors_size(), 3);
+  SessionClient failed(stub_.get());
+  ASSERT_OK_AND_ASSIGN(v1::Opened failed_opened, failed.Resume(corrupt_id));
+  EXPECT_EQ(failed_opened.state(), v1::SESSION_STATE_FAILED);
+  ASSERT_TRUE(failed.Write(Begin(5, 1)));
+  EXPECT_THAT(failed.Finish(), StatusIsWithMessage(absl::StatusCode::kFailedPrecondition, "is FAILED"));
+  v1::DeleteSessionRequest del;
+  del.set_session_id(corrupt_id);
+  v1::DeleteSessionResponse deleted;
+  EXPECT_TRUE(stub_->DeleteSession(Context(), del, &deleted).ok());
 }
 
 // ---------------------------------------------------------------------------------------------------
