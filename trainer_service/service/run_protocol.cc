@@ -488,6 +488,7 @@ absl::Status ProtocolRunner::Run(const PruningLinkFactory& make_link) {
   const Stopwatch finetune_watch;
   GCPRUNE_ASSIGN_OR_RETURN(PhaseOutcome finetune, TrainPhase(v1::PHASE_FINETUNE, plan_.iterations, plan_.finetune));
   AddTiming(v1::PHASE_FINETUNE, finetune_watch.Seconds());
+  if (options_.on_finished) options_.on_finished(*model_);
   CloseLink(/*complete=*/true);
   const double seconds = total.Seconds();
   record_->Update([&](v1::Run* run, v1::RunReport* report) {

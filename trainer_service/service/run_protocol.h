@@ -30,6 +30,9 @@ struct ProtocolOptions {
   // Called after each iteration's masks are applied, with the 1-based iteration and the model (tests
   // and tools that inspect the masks). May be empty.
   std::function<void(int iteration, const Model& model)> on_masks_applied;
+  // Called once after fine-tuning, when every phase ran, with the final model (tools that measure it,
+  // e.g. gcprune-flatness). May be empty.
+  std::function<void(const Model& model)> on_finished;
 };
 
 // Every tensor of `model` in parameters() order, weights of Linear and Conv2d layers flagged prunable.
