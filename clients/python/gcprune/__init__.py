@@ -33,7 +33,7 @@ _EXPORTS = {
     "PrunerClient": "gcprune.pruner",
     "PrunerSession": "gcprune.pruner",
     "Step": "gcprune.pruner",
-    "StepSender": "gcprune.pruner",
+    "StepSender": "gcprune.sender",
     "TrainerClient": "gcprune.trainer",
     "layout_from_shapes": "gcprune.config",
     "method_config": "gcprune.config",

@@ -24,15 +24,15 @@ import types
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
+import grpc
 import numpy as np
 import torch
 from torch import nn
 
 from gcprune.config import layout_from_shapes, method_config
 from gcprune.errors import GcpruneError, UnavailableError
-from gcprune.pruner import Masks, PrunerClient, Step, StepSender
-
-import grpc
+from gcprune.pruner import Masks, PrunerClient, Step
+from gcprune.sender import StepSender
 
 _PRUNABLE_MODULES = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -106,6 +106,7 @@ class CausalPruner:
             assigned later by the sender thread).
         on_masks: callback(Masks) after masks were applied.
         max_unacked_bytes, queue_steps: bounds of the background sender (see gcprune.StepSender).
+        reconnect_backoff: (first, longest) delay in seconds between reconnection attempts.
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class CausalPruner:
         on_masks: Optional[Callable[[Masks], None]] = None,
         max_unacked_bytes: int = 512 << 20,
         queue_steps: int = 4,
+        reconnect_backoff=(0.2, 5.0),
         **channel_kwargs,
     ):
         if (address is None) == (client is None):
@@ -187,7 +189,9 @@ class CausalPruner:
             encoding=encoding,
             queue_steps=queue_steps,
             max_unacked_bytes=max_unacked_bytes,
+            backoff=reconnect_backoff,
         )
+        self._install_step_guard()
         self._collecting = False
         self._collect_started = 0.0
         self._collect_steps = 0
@@ -241,17 +245,22 @@ class CausalPruner:
     # ----- the loop
 
     def epoch_end(self, epoch: int, loader) -> Optional[IterationRecord]:
-        """Call after every training epoch (0-based `epoch`). On a pruning epoch runs prune(loader) and
-        returns its record; otherwise applies masks that arrived late (if any) and returns None."""
+        """Call after every training epoch (0-based `epoch`). Applies masks that arrived after their grace
+        period, if any; on a pruning epoch then runs prune(loader). Returns the record of what was done
+        (None if nothing)."""
+        late = self._apply_late_masks()
         if self.is_prune_epoch(epoch):
-            return self.prune(loader)
-        self._apply_late_masks()
-        return None
+            return self.prune(loader) or late
+        return late
 
-    def prune(self, loader) -> IterationRecord:
+    def prune(self, loader) -> Optional[IterationRecord]:
         """One pruning iteration: a collection epoch over `loader` (batches of (inputs, targets), or
         whatever `forward` takes), then the masks. Returns the record (skipped=True when fail-open kept the
-        previous masks). Raises UnavailableError / GcpruneError in strict mode."""
+        previous masks), or None if the session had already finished. Raises UnavailableError /
+        GcpruneError in strict mode."""
+        self._apply_late_masks()
+        if self.finished:
+            return None
         if not self.begin_collection():
             return self.history[-1]
         try:
@@ -268,6 +277,8 @@ class CausalPruner:
         if self._collecting:
             raise RuntimeError("begin_collection: a collection is already running")
         self._apply_late_masks()
+        if self.finished:
+            return False
         if not self._sender.wait_connected(self.connect_timeout):
             reason = "pruner %s: %s (%s)" % (self.client.address, self.status, self.last_error or "no connection")
             return self._skip(self._sender.current_iteration, reason)
@@ -360,17 +371,23 @@ class CausalPruner:
         return record
 
     def close(self, complete: Optional[bool] = None, timeout: float = 30.0) -> None:
-        """Detaches from the session (completing it if `complete`, by default when finished), removes the
-        gradient hooks and closes the channel if this object created it. The applied masks stay in the
-        weights; call again to no effect."""
+        """Detaches from the session (completing it if `complete`, by default when finished) and closes
+        the channel if this object created it. The masks stay enforced (gradient hooks, optimizer guard),
+        so fine-tuning after close() keeps pruned weights at 0; remove_masks() lifts them. Idempotent."""
         if self._collecting:
             self._abort_collection()
         self._sender.close(complete=self.finished if complete is None else complete, timeout=timeout)
+        if self._own_client:
+            self.client.close()
+
+    def remove_masks(self) -> None:
+        """Stops enforcing the masks: removes the gradient hooks, and the optimizer guard does nothing any
+        more (it stays installed, as LR schedulers may have wrapped it). Pruned weights stay 0 until
+        training changes them."""
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-        if self._own_client:
-            self.client.close()
+        self.masks = {}
 
     def __enter__(self):
         return self
@@ -393,7 +410,6 @@ class CausalPruner:
                     self._hooks.append(param.register_hook(self._grad_hook(name)))
                 self.masks[name] = mask
         self._enforce_masks()
-        self._install_step_guard()
         self._applied_iteration = max(self._applied_iteration, masks.iteration)
         if self.on_masks is not None:
             self.on_masks(masks)
@@ -432,29 +448,35 @@ class CausalPruner:
             pruner._enforce_masks()
             return result
 
+        if getattr(original, "_with_counter", False):
+            step._with_counter = True  # the wrapped step still counts for an LR scheduler made before
         self.optimizer.step = types.MethodType(step, self.optimizer)
         self._guarded = True
 
-    def _apply_late_masks(self) -> None:
+    def _apply_late_masks(self) -> Optional[IterationRecord]:
+        """Applies masks newer than the applied ones (they arrived after their grace period) to the current
+        weights, without restoring anything; returns their record, or None if there were none."""
         masks = self._sender.latest_masks
-        if masks is not None and masks.iteration > self._applied_iteration:
-            warnings.warn(
-                "gcprune: applying the masks of iteration %d, which arrived after their grace period" % masks.iteration,
-                PrunerWarning,
-                stacklevel=3,
-            )
-            self.apply_masks(masks)
-            record = IterationRecord(
-                iteration=masks.iteration,
-                skipped=False,
-                reason="applied late, without restoring the collection's start",
-                target_sparsity=masks.target_sparsity,
-                sparsity=masks.global_sparsity,
-                pruned=masks.pruned,
-                kept=masks.kept,
-                final=masks.final_iteration,
-            )
-            self.history.append(record)
+        if masks is None or masks.iteration <= self._applied_iteration:
+            return None
+        warnings.warn(
+            "gcprune: applying the masks of iteration %d, which arrived after their grace period" % masks.iteration,
+            PrunerWarning,
+            stacklevel=3,
+        )
+        self.apply_masks(masks)
+        record = IterationRecord(
+            iteration=masks.iteration,
+            skipped=False,
+            reason="applied late, to the current weights",
+            target_sparsity=masks.target_sparsity,
+            sparsity=masks.global_sparsity,
+            pruned=masks.pruned,
+            kept=masks.kept,
+            final=masks.final_iteration,
+        )
+        self.history.append(record)
+        return record
 
     # ----- internals
 

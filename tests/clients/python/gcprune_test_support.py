@@ -11,9 +11,6 @@ import threading
 import time
 import unittest
 
-# The generated modules: the build's stubs directory comes through PYTHONPATH or $GCPRUNE_PYTHON_STUBS.
-import gcprune  # noqa: F401
-
 
 def binary(env_name: str) -> str:
     """The executable named by $env_name (set by the CMake test registration)."""
@@ -103,11 +100,11 @@ class ServerProcess:
 
 
 def pruner_server(extra_args=()) -> ServerProcess:
-    return ServerProcess("GCPRUNE_PRUNER_BIN", extra_args)
+    return ServerProcess("GCPRUNE_PRUNER_BIN", ["--shutdown_grace_seconds=2", *extra_args])
 
 
 def trainer_server(extra_args=()) -> ServerProcess:
-    return ServerProcess("GCPRUNE_TRAINER_BIN", extra_args, state_flag=None)
+    return ServerProcess("GCPRUNE_TRAINER_BIN", ["--shutdown_grace_seconds=2", *extra_args], state_flag=None)
 
 
 def main():
