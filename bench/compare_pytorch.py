@@ -555,7 +555,8 @@ def main(argv):
           f"load average {load:.2f}")
     if load > 0.5:
         warn([f"load average {load:.2f}: other processes use the CPU, the numbers below are noisy",
-              "(with 2 threads on 2 busy cores, OpenMP barriers can make small steps many times slower)"])
+              "(with 2 threads on 2 busy cores, OpenMP barriers can make small steps many times slower;",
+              "--threads 1 gives steadier ratios on a busy machine)"])
     blas = detect_blas(torch)
     report_blas(blas)
 
