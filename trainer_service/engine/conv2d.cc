@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "trainer_service/engine/dnnl_context.h"
 
 namespace gcprune::trainer {
 
@@ -46,8 +47,18 @@ absl::StatusOr<std::unique_ptr<Conv2d>> Conv2d::Create(std::string name, const S
                                                    options.padding, " does not fit the input ",
                                                    ShapeToString(input_shape)));
   }
-  return std::unique_ptr<Conv2d>(
-      new Conv2d(std::move(name), input_shape, Shape{options.out_channels, oh, ow}, options));
+  if (!FitsTensorLimit({options.out_channels, input_shape[0], options.kernel, options.kernel}) ||
+      !FitsTensorLimit({options.out_channels, oh, ow})) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": weight or output exceeds ", kMaxTensorElements,
+                                                   " elements"));
+  }
+  std::unique_ptr<Conv2d> layer;
+  absl::Status status = CallDnnl("Conv2d::Create", [&]() {
+    layer.reset(new Conv2d(name, input_shape, Shape{options.out_channels, oh, ow}, options));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return layer;
 }
 
 Conv2d::Conv2d(std::string name, const Shape& input_shape, const Shape& output_shape, const Conv2dOptions& options)

@@ -24,8 +24,9 @@ struct Conv2dOptions {
 // and are reordered when the layouts differ.
 class Conv2d : public Layer {
  public:
-  // INVALID_ARGUMENT if `input_shape` is not {C, H, W} with positive sizes, an option is out of range, or
-  // the output would be empty.
+  // INVALID_ARGUMENT if `input_shape` is not {C, H, W} with positive sizes, an option is out of range, the
+  // output would be empty, or the weight or one example's output would exceed kMaxTensorElements;
+  // RESOURCE_EXHAUSTED if the parameter buffers cannot be allocated.
   static absl::StatusOr<std::unique_ptr<Conv2d>> Create(std::string name, const Shape& input_shape,
                                                         const Conv2dOptions& options);
 

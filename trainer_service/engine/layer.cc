@@ -14,6 +14,15 @@ int64_t ShapeNumel(const Shape& shape) {
   return n;
 }
 
+bool FitsTensorLimit(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 1 || n > kMaxTensorElements / d) return false;
+    n *= d;
+  }
+  return true;
+}
+
 std::string ShapeToString(const Shape& shape) { return absl::StrJoin(shape, "x"); }
 
 AlignedFloats::AlignedFloats(int64_t size) : size_(size) {

@@ -21,8 +21,14 @@ namespace gcprune::trainer {
 // features.
 using Shape = std::vector<int64_t>;
 
+// Largest number of elements of one parameter tensor or of one example's activations (1 GiB of floats, 7x
+// AlexNet's largest layer): beyond it a spec is rejected instead of overflowing sizes or exhausting memory.
+inline constexpr int64_t kMaxTensorElements = int64_t{1} << 28;
+
 // Product of the dimensions (1 for an empty shape).
 int64_t ShapeNumel(const Shape& shape);
+// Whether the product of `dims` is at most kMaxTensorElements (checked without overflow; dims >= 1).
+bool FitsTensorLimit(const std::vector<int64_t>& dims);
 // "1x28x28".
 std::string ShapeToString(const Shape& shape);
 

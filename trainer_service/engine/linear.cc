@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "trainer_service/engine/dnnl_context.h"
 
 namespace gcprune::trainer {
 
@@ -32,7 +33,17 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(std::string name, const S
   if (out_features < 1) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": out_features must be >= 1, got ", out_features));
   }
-  return std::unique_ptr<Linear>(new Linear(std::move(name), input_shape[0], out_features, bias));
+  if (!FitsTensorLimit({out_features, input_shape[0]})) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": weight ", out_features, "x", input_shape[0],
+                                                   " exceeds ", kMaxTensorElements, " elements"));
+  }
+  std::unique_ptr<Linear> layer;
+  absl::Status status = CallDnnl("Linear::Create", [&]() {
+    layer.reset(new Linear(name, input_shape[0], out_features, bias));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return layer;
 }
 
 Linear::Linear(std::string name, int64_t in, int64_t out, bool bias)

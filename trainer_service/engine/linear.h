@@ -14,7 +14,8 @@ namespace gcprune::trainer {
 // "<name>.bias" [out].
 class Linear : public Layer {
  public:
-  // INVALID_ARGUMENT if `input_shape` is not 1-D ({in}) or in or out_features is below 1.
+  // INVALID_ARGUMENT if `input_shape` is not 1-D ({in}), in or out_features is below 1, or the weight would
+  // exceed kMaxTensorElements; RESOURCE_EXHAUSTED if its buffers cannot be allocated.
   static absl::StatusOr<std::unique_ptr<Linear>> Create(std::string name, const Shape& input_shape,
                                                         int64_t out_features, bool bias);
 

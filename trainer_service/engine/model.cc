@@ -67,6 +67,11 @@ absl::StatusOr<std::vector<std::unique_ptr<Layer>>> MakeLayers(const ModelSpec& 
                                                      ShapeToString(spec.input_shape), "' has a size below 1"));
     }
   }
+  if (!FitsTensorLimit(spec.input_shape)) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", spec.name, "': input shape '",
+                                                   ShapeToString(spec.input_shape), "' exceeds ",
+                                                   kMaxTensorElements, " elements"));
+  }
   if (spec.layers.empty()) return absl::InvalidArgumentError(absl::StrCat("model '", spec.name, "': no layers"));
   std::vector<std::unique_ptr<Layer>> layers;
   int index[5] = {0, 0, 0, 0, 0};

@@ -153,6 +153,7 @@ TEST(Conv2dTest, RejectsInvalidOptions) {
       {"zero stride", {1, 28, 28}, {20, 5, 0, 0, true}, "stride must be >= 1, got 0"},
       {"padding as large as the kernel", {1, 28, 28}, {20, 3, 1, 3, true}, "padding must be in [0, kernel), got 3"},
       {"kernel larger than input", {1, 4, 4}, {20, 5, 1, 0, true}, "does not fit the input 1x4x4"},
+      {"huge output", {1, 1 << 20, 1 << 20}, {1 << 20, 1, 1, 0, true}, "exceeds 268435456 elements"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);

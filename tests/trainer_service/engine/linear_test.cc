@@ -122,6 +122,9 @@ TEST(LinearTest, RejectsInvalidShapes) {
               StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "in_features must be >= 1, got 0"));
   EXPECT_THAT(Linear::Create("fc1", {10}, 0, true),
               StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "out_features must be >= 1, got 0"));
+  EXPECT_THAT(Linear::Create("fc1", {1 << 20}, 1 << 20, true),
+              StatusIsWithMessage(absl::StatusCode::kInvalidArgument,
+                                  "fc1: weight 1048576x1048576 exceeds 268435456 elements"));
 }
 
 }  // namespace

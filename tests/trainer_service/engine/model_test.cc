@@ -120,6 +120,12 @@ TEST(ModelTest, CreateRejectsSpecsThatAreNotClassifiers) {
               StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "label_smoothing must be in [0, 1), got 1"));
   mlp.input_shape = {28, 28};
   EXPECT_THAT(Model::Create(mlp, 1), StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "input shape"));
+  ASSERT_OK_AND_ASSIGN(ModelSpec huge, ParseModelSpec("flatten,linear:10", "1024x1024x1024"));
+  EXPECT_THAT(Model::Create(huge, 1),
+              StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "'1024x1024x1024' exceeds 268435456 elements"));
+  ASSERT_OK_AND_ASSIGN(huge, ParseModelSpec("flatten,linear:1048576", "1x32x32"));
+  EXPECT_THAT(Model::Create(huge, 1), StatusIsWithMessage(absl::StatusCode::kInvalidArgument,
+                                                          "layer 2 'linear:1048576' on input 1024: fc1: weight"));
 }
 
 // Checks ForwardBackward's gradients of the mean loss against central differences of the double reference:
