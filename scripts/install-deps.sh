@@ -11,13 +11,15 @@ packages=(
   dataset-fashion-mnist
   python3 python3-grpcio python3-protobuf python3-numpy
 )
-# Optional groups: --torch (PyTorch comparisons and integration), --sklearn (fixture generators).
+# Optional groups: --torch (PyTorch comparisons and integration), --sklearn (fixture generators),
+# --node (Node.js and npm for clients/node, unless a `node` and `npm` are on PATH already).
 for arg in "$@"; do
   case "$arg" in
     --torch) packages+=(python3-torch libopenblas0-openmp) ;;
     --sklearn) packages+=(python3-sklearn) ;;
     --plot) packages+=(python3-matplotlib) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (known: --torch --sklearn --plot)" >&2; exit 2 ;;
+    --node) if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi ;;
+    *) echo "install-deps.sh: unknown option '$arg' (known: --torch --sklearn --plot --node)" >&2; exit 2 ;;
   esac
 done
 
