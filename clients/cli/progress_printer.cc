@@ -122,8 +122,11 @@ void ProgressPrinter::OnEpochFinished(const v1::EpochFinished& epoch) {
   batch_ = batches_;
   running_loss_ = epoch.train_loss();
   if (std::isfinite(epoch.test_accuracy())) test_accuracy_ = epoch.test_accuracy();
-  std::vector<std::string> parts = {absl::StrCat("loss ", FormatLoss(epoch.train_loss())),
-                                    absl::StrCat("train acc ", FormatPercent(epoch.train_accuracy()))};
+  std::vector<std::string> parts = {absl::StrCat("loss ", FormatLoss(epoch.train_loss()))};
+  // Collection epochs measure no training accuracy.
+  if (std::isfinite(epoch.train_accuracy())) {
+    parts.push_back(absl::StrCat("train acc ", FormatPercent(epoch.train_accuracy())));
+  }
   if (std::isfinite(epoch.test_accuracy())) {
     parts.push_back(absl::StrCat("test acc ", FormatPercent(epoch.test_accuracy())));
   }
@@ -135,6 +138,7 @@ void ProgressPrinter::OnEpochFinished(const v1::EpochFinished& epoch) {
 
 void ProgressPrinter::OnMasksApplied(const v1::MasksApplied& masks) {
   iteration_ = masks.iteration();
+  masks_iteration_ = masks.iteration();
   sparsity_ = masks.achieved_sparsity();
   if (std::isfinite(masks.test_accuracy())) test_accuracy_ = masks.test_accuracy();
   const std::string where = Where(v1::PHASE_PRUNE, masks.iteration());
@@ -182,7 +186,7 @@ std::string ProgressPrinter::LiveLine() const {
   std::vector<std::string> parts;
   std::string where = Where(phase_, iteration_);
   if (phase_ == v1::PHASE_PRUNE) {
-    absl::StrAppend(&where, ": waiting for masks");
+    absl::StrAppend(&where, masks_iteration_ == iteration_ ? ": masks applied" : ": waiting for masks");
   } else if (epoch_ > 0) {
     absl::StrAppend(&where, " epoch ", epoch_);
     if (epochs_ > 0) absl::StrAppend(&where, "/", epochs_);

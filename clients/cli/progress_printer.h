@@ -77,6 +77,7 @@ class ProgressPrinter {
   double test_accuracy_;
   double sparsity_ = 0;
   v1::PrunerState pruner_state_ = v1::PRUNER_STATE_UNSPECIFIED;
+  int32_t masks_iteration_ = 0;  // the last iteration whose masks were applied
   bool finished_ = false;
 };
 

@@ -9,6 +9,7 @@ namespace gcprune::cli {
 namespace {
 
 std::string CodeAndMessage(const absl::Status& status) {
+  if (status.message().empty()) return absl::StatusCodeToString(status.code());
   return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
 }
 

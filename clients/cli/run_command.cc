@@ -8,6 +8,7 @@
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -191,6 +192,10 @@ int RunRunCommand(const std::vector<std::string>& args, std::ostream& out, std::
     const absl::Status status = common::FromGrpcStatus(stub->CreateRun(&context, request, &run));
     if (status.code() == absl::StatusCode::kInvalidArgument) {
       err << "gcprune run: the trainer at " << trainer << " rejected the run: " << status.message() << "\n";
+      if (absl::StrContains(status.message(), "pruner.address") && spec->pruner().address().empty()) {
+        err << "  hint: name the pruner as the trainer reaches it with --pruner HOST:PORT (or $"
+            << kPrunerAddressEnvVar << "), or start gcprune-trainer with --default_pruner_address.\n";
+      }
       return kExitUsage;
     }
     if (!status.ok()) return ReportRpcFailure("run", target, "creating the run", status, err);

@@ -312,7 +312,7 @@ void RunSpecFlags::Register(FlagSet* flags) {
   // Run-wide.
   flags->AddUint64("seed", &seed_, "seed of initialisation and shuffling");
   flags->AddString("pruner", &pruner_,
-                   absl::StrCat("pruner address as seen from the trainer ($", kPrunerAddressEnvVar, ")"));
+                   "pruner address as seen from the trainer");
   flags->AddString("failure_policy", &failure_policy_, "fail-open (keep training without the pruner) or strict");
   flags->AddDuration("grace_period", &grace_period_, "how long the pruner may be unreachable; 0 = 60s");
   flags->AddBool("pruner_tls", &pruner_tls_, "the trainer talks TLS to the pruner");

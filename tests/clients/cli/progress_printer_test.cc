@@ -138,6 +138,13 @@ TEST(ProgressPrinterTest, LiveLineShowsPhaseProgressAndState) {
   EXPECT_EQ(out.str(),
             "\r\x1b[Kpruner disconnected: UNAVAILABLE: connection refused (12 unacked steps kept)\n"
             "\r\x1b[Kiter 2/5 prune: waiting for masks | sparsity 0.00% | pruner disconnected");
+  v1::RunEvent masks = Event(5);
+  masks.mutable_masks_applied()->set_iteration(2);
+  masks.mutable_masks_applied()->set_achieved_sparsity(0.4392);
+  masks.mutable_masks_applied()->set_test_accuracy(0.8421);
+  printer.OnEvent(masks);
+  EXPECT_EQ(printer.LiveLine(),
+            "iter 2/5 prune: masks applied | test acc 84.21% | sparsity 43.92% | pruner disconnected");
   out.str("");
   printer.Close();
   EXPECT_EQ(out.str(), "\r\x1b[K");
