@@ -345,12 +345,12 @@ class PrunerSession:
         """Waits until steps 0..`step` are acknowledged. Returns False on timeout; raises the stream's error
         if it ends first."""
         with self._cond:
-            ok = self._cond.wait_for(lambda: self._acked >= step or self._done, timeout=timeout)
+            self._cond.wait_for(lambda: self._acked >= step or self._done, timeout=timeout)
             if self._acked >= step:
                 return True
             if self._done:
                 raise self.error or GcpruneError(grpc.StatusCode.CANCELLED, "the stream ended before step %d was acked" % step)
-            return ok and False
+            return False
 
     def wait_masks(self, iteration: int, timeout: Optional[float] = None) -> Optional[Masks]:
         """Waits for the masks of `iteration` (or of a later one, which are cumulative). Returns None on

@@ -264,8 +264,9 @@ class CausalPruner:
         if not self.begin_collection():
             return self.history[-1]
         try:
-            for batch in loader:
-                self.collect_step(batch)
+            if self._sender.wants_steps:  # the magnitude and random methods need no collection steps
+                for batch in loader:
+                    self.collect_step(batch)
         except BaseException:
             self._abort_collection()
             raise
@@ -337,8 +338,11 @@ class CausalPruner:
             raise RuntimeError("end_collection: no collection is running")
         collect_seconds = time.monotonic() - self._collect_started
         weights = None
-        if self._sender.wants_weights:
-            weights = [(self._index[n], p.detach().reshape(-1).to("cpu", torch.float32).numpy()) for n, p in self._prunable.items()]
+        if self._sender.wants_weights:  # the magnitude methods rank the weights as they were before collecting
+            weights = [
+                (self._index[n], self._snapshot[n].reshape(-1).to("cpu", torch.float32).numpy())
+                for n in self._prunable
+            ]
         self._sender.end_iteration(self._iteration, weights)
         started = time.monotonic()
         masks = self._sender.wait_masks(self._iteration, self.mask_timeout)

@@ -151,6 +151,21 @@ class CausalPrunerTest(unittest.TestCase):
             self.assertEqual(record.pruned, round(0.5 * pruner_size(pruner)))
             self.assertTrue(record.final)
 
+    def test_magnitude_method_prunes_the_smallest_weights(self):
+        torch.manual_seed(7)
+        model = small_net()
+        steps = []
+        with gtorch.CausalPruner(model, None, address=self.address, method="magnitude-global", target=0.6,
+                                 iterations=1, on_step=steps.append) as pruner:
+            weights = np.concatenate([p.detach().reshape(-1).numpy() for p in pruner.prunable.values()])
+            record = pruner.prune(synthetic_batches(7))
+            self.assertFalse(record.skipped, record.reason)
+            self.assertEqual(steps, [])  # no collection steps for a magnitude method
+            kept = np.concatenate([m.reshape(-1).numpy() for m in pruner.masks.values()]) != 0
+        count = round(0.6 * weights.size)
+        self.assertEqual(record.pruned, count)
+        self.assertLessEqual(np.abs(weights[~kept]).max(), np.abs(weights[kept]).min())
+
 
 def pruner_size(pruner):
     return sum(p.numel() for p in pruner.prunable.values())
