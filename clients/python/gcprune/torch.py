@@ -19,6 +19,7 @@ Fail-open by default: if the pruner is unreachable, training goes on, a PrunerWa
 """
 
 import dataclasses
+import math
 import time
 import types
 import warnings
@@ -198,7 +199,7 @@ class CausalPruner:
         self._snapshot = None
         self._collect_optimizer = None
         self._iteration = 0
-        self._warned_status = None
+        self._nan_steps = 0
 
     # ----- state
 
@@ -282,10 +283,12 @@ class CausalPruner:
             return False
         if not self._sender.wait_connected(self.connect_timeout):
             reason = "pruner %s: %s (%s)" % (self.client.address, self.status, self.last_error or "no connection")
-            return self._skip(self._sender.current_iteration, reason)
+            self._skip(self._sender.current_iteration, reason)
+            return False
         iteration = self._sender.current_iteration
         if self._sender.finished:
-            return self._skip(iteration - 1, "the pruning session has finished")
+            self._skip(iteration - 1, "the pruning session has finished")
+            return False
         self._iteration = iteration
         self._snapshot = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -324,6 +327,12 @@ class CausalPruner:
             learning_rate=self.collection_lr,
             deltas=deltas,
         )
+        if math.isnan(loss_before) or math.isnan(loss_after):
+            # The pruner rejects NaN losses (INVALID_ARGUMENT): such a step is no sample; leave it out.
+            self._nan_steps += 1
+            if self._nan_steps == 1:
+                warnings.warn("gcprune: a collection step with a NaN loss is not sent", PrunerWarning, stacklevel=2)
+            return loss_before
         if self.on_step is not None:
             self.on_step(step)
         if self._sender.wants_steps:
@@ -355,7 +364,7 @@ class CausalPruner:
                 reason = "pruner %s: %s" % (self.status, self.last_error or "")
             else:
                 reason = "no masks for iteration %d within %.1f s" % (self._iteration, self.mask_timeout)
-            record = self._skip(self._iteration, reason, record_only=True)
+            record = self._skip(self._iteration, reason)
             record.steps, record.collect_seconds, record.wait_seconds = self._collect_steps, collect_seconds, wait_seconds
             return record
         self.apply_masks(masks)
@@ -504,16 +513,19 @@ class CausalPruner:
         self._sender.abandon_iteration()
         self._restore()
 
-    def _skip(self, iteration: int, reason: str, record_only: bool = False):
+    def _skip(self, iteration: int, reason: str) -> IterationRecord:
+        """Records (and warns about) an iteration that applied no new masks; raises in strict mode."""
         if self.strict:
             if self.status == "failed":
                 raise GcpruneError(grpc.StatusCode.FAILED_PRECONDITION, "gcprune: " + reason)
             raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "gcprune: " + reason)
-        warnings.warn("gcprune: pruning iteration %d skipped, training goes on: %s" % (iteration, reason), PrunerWarning, stacklevel=3)
+        warnings.warn(
+            "gcprune: pruning iteration %d skipped, training goes on: %s" % (iteration, reason), PrunerWarning, stacklevel=3
+        )
+        total = sum(p.numel() for p in self._prunable.values())
+        pruned = sum(int((m == 0).sum()) for m in self.masks.values())
         record = IterationRecord(
-            iteration=iteration, skipped=True, reason=reason, sparsity=self.sparsity,
-            pruned=sum(int((m == 0).sum()) for m in self.masks.values()),
-            kept=sum(p.numel() for p in self._prunable.values()) - sum(int((m == 0).sum()) for m in self.masks.values()),
+            iteration=iteration, skipped=True, reason=reason, sparsity=pruned / total, pruned=pruned, kept=total - pruned
         )
         self.history.append(record)
-        return record if record_only else False
+        return record
