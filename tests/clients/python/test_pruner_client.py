@@ -2,6 +2,9 @@
 sessions, chunked and bfloat16 steps, masks by stream and by GetMasks, resumption with duplicates, gaps,
 errors with their status codes, and the sender's reconnection across a restart of the server."""
 
+import os
+import subprocess
+import tempfile
 import time
 import unittest
 
@@ -223,6 +226,49 @@ class StepSenderTest(unittest.TestCase):
         self.assertIsNone(sender.wait_masks(1, timeout=5))
         sender.close(timeout=2)
         client.close()
+
+
+class SecurityTest(unittest.TestCase):
+    """A pruner that requires TLS and a bearer token."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.cert, key = os.path.join(cls.tmp.name, "cert.pem"), os.path.join(cls.tmp.name, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cls.cert],
+            check=True, capture_output=True)
+        cls.server = support.pruner_server(["--tls_cert_file=" + cls.cert, "--tls_key_file=" + key, "--auth_token=s3cret"])
+        cls.address = cls.server.start()
+        with open(cls.cert, "rb") as f:
+            cls.roots = f.read()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        cls.tmp.cleanup()
+
+    def client(self, **kwargs):
+        return gcprune.PrunerClient(self.address, tls=True, root_certificates=self.roots, timeout=10, **kwargs)
+
+    def test_token_and_tls(self):
+        with self.client(token="s3cret") as client:
+            session = client.create_session(small_layout(), gcprune.method_config(iterations=1))
+            session.close()
+            self.assertEqual(client.get_session(session.session_id).session_id, session.session_id)
+        with self.client() as client:
+            self.assertEqual(client.health(), "SERVING")  # health is exempt from the token
+            with self.assertRaises(gcprune.GcpruneError) as caught:
+                client.get_session(session.session_id)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+        with self.client(token="wrong") as client:
+            with self.assertRaises(gcprune.GcpruneError) as caught:
+                client.create_session(small_layout())
+            self.assertEqual(caught.exception.code, grpc.StatusCode.PERMISSION_DENIED)
+        with gcprune.PrunerClient(self.address, token="s3cret", timeout=3) as plaintext:
+            with self.assertRaises(gcprune.GcpruneError):
+                plaintext.get_session(session.session_id)
 
 
 if __name__ == "__main__":
