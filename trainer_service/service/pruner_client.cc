@@ -163,12 +163,14 @@ void PrunerClient::AwaitChannel() {
   grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
   const absl::Time deadline = absl::Now() + std::min(options_.open_timeout, kConnectWait);
   grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
-  bool attempted = false;
+  // A failure seen before any state change is the cached result of an earlier attempt: wait for a new one.
+  bool changed = false;
   while (state != GRPC_CHANNEL_READY && state != GRPC_CHANNEL_SHUTDOWN && absl::Now() < deadline) {
-    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && attempted) return;
-    if (state == GRPC_CHANNEL_CONNECTING) attempted = true;
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && changed) return;
     // Short slices, so Close and shutdown are not held up.
-    if (!channel_->WaitForStateChange(state, absl::ToChronoTime(absl::Now() + kPollPeriod))) {
+    if (channel_->WaitForStateChange(state, absl::ToChronoTime(absl::Now() + kPollPeriod))) {
+      changed = true;
+    } else {
       absl::MutexLock lock(&mu_);
       if (shutdown_ || close_requested_) return;
     }
