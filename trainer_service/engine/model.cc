@@ -1,6 +1,8 @@
 // Model: layers from a spec, PyTorch-default initialisation, loss, masks and snapshots on top of Network.
 #include "trainer_service/engine/model.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -18,6 +20,8 @@
 
 namespace gcprune::trainer {
 namespace {
+
+constexpr int kMaxThreads = 1024;
 
 absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec, const Shape& input, int index[5]) {
   const int k = ++index[static_cast<int>(spec.kind)];
@@ -106,6 +110,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelSpec& spec, uint
     return absl::InvalidArgumentError(
         absl::StrCat("label_smoothing must be in [0, 1), got ", options.label_smoothing));
   }
+  if (options.num_threads < 0 || options.num_threads > kMaxThreads) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_threads must be in [0, ", kMaxThreads, "], got ", options.num_threads));
+  }
   GCPRUNE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Layer>> layers, MakeLayers(spec));
   SplitMix64 rng(seed);
   for (auto& layer : layers) layer->ResetParameters(&rng);
@@ -189,6 +197,10 @@ absl::Status Model::CheckBatch(absl::Span<const float> images, absl::Span<const 
   return absl::OkStatus();
 }
 
+void Model::UseThreads() const {
+  if (options_.num_threads > 0) omp_set_num_threads(options_.num_threads);
+}
+
 void Model::MaskGradients() {
   for (size_t i = 0; i < prunable_.size(); ++i) {
     if (!masks_[i].empty()) ApplyMask(prunable_[i]->grad, masks_[i].data(), prunable_[i]->numel);
@@ -198,6 +210,7 @@ void Model::MaskGradients() {
 absl::StatusOr<float> Model::ForwardBackward(absl::Span<const float> images, absl::Span<const int32_t> labels,
                                              int64_t* correct) {
   GCPRUNE_RETURN_IF_ERROR(CheckBatch(images, labels));
+  UseThreads();
   const int64_t n = static_cast<int64_t>(labels.size());
   GCPRUNE_ASSIGN_OR_RETURN(NetworkPlan * plan, network_->Prepare(n, PlanMode::kTraining));
   GCPRUNE_RETURN_IF_ERROR(network_->Forward(plan, images.data()));
@@ -213,6 +226,7 @@ absl::StatusOr<float> Model::ForwardBackward(absl::Span<const float> images, abs
 absl::StatusOr<float> Model::Loss(absl::Span<const float> images, absl::Span<const int32_t> labels,
                                   int64_t* correct) {
   GCPRUNE_RETURN_IF_ERROR(CheckBatch(images, labels));
+  UseThreads();
   const int64_t n = static_cast<int64_t>(labels.size());
   GCPRUNE_ASSIGN_OR_RETURN(NetworkPlan * plan, network_->Prepare(n, PlanMode::kTraining));
   GCPRUNE_RETURN_IF_ERROR(network_->Forward(plan, images.data()));
@@ -237,6 +251,7 @@ absl::StatusOr<EvalResult> Model::Evaluate(const Dataset& data, int batch) {
     return absl::InvalidArgumentError(absl::StrCat("Evaluate: data set holds ", data.images.size(), " floats and ",
                                                    data.labels.size(), " labels for size ", data.size));
   }
+  UseThreads();
   CrossEntropySums total;
   for (int64_t begin = 0; begin < data.size; begin += batch) {
     const int64_t n = std::min<int64_t>(batch, data.size - begin);

@@ -23,6 +23,11 @@ struct ModelOptions {
   float label_smoothing = 0.1f;
   // Also compute dLoss/dInput (tests only; costs the first layer's backward-data pass).
   bool input_grad = false;
+  // OpenMP threads for this model's work, >= 0; 0 keeps OpenMP's default (OMP_NUM_THREADS, else one per
+  // core). When > 0, every call that computes sets the calling thread's count (omp_set_num_threads), which
+  // oneDNN and the element-wise kernels then use; several models on one machine can so share the cores
+  // instead of stalling each other's barriers. Results are bit-identical for a given thread count.
+  int num_threads = 0;
 };
 
 // Mean loss, accuracy and plain cross-entropy over a data set.
@@ -58,6 +63,7 @@ class Model {
   int64_t input_numel() const { return input_numel_; }
   int num_classes() const { return num_classes_; }
   float label_smoothing() const { return options_.label_smoothing; }
+  int num_threads() const { return options_.num_threads; }
   // INVALID_ARGUMENT unless 0 <= epsilon < 1.
   absl::Status set_label_smoothing(float epsilon);
   // One line per layer, PyTorch style.
@@ -120,6 +126,8 @@ class Model {
   absl::Status CheckBatch(absl::Span<const float> images, absl::Span<const int32_t> labels) const;
   absl::Status CheckSnapshot(const ModelSnapshot& snapshot) const;
   void MaskGradients();
+  // Applies options_.num_threads to the calling thread (see ModelOptions).
+  void UseThreads() const;
 
   ModelSpec spec_;
   ModelOptions options_;

@@ -33,6 +33,7 @@ ABSL_FLAG(int64_t, subset, 0, "Train on the first N training images only (0: all
 ABSL_FLAG(std::string, data_dir, gcprune::trainer::kDefaultFashionMnistDir,
           "Directory with the four Fashion-MNIST IDX files (gzipped or raw)");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the initialisation and the shuffling");
+ABSL_FLAG(int, threads, 0, "OpenMP threads (0: OMP_NUM_THREADS, else one per core)");
 
 namespace gcprune::trainer {
 namespace {
@@ -49,6 +50,7 @@ absl::Status Run() {
                            ModelSpecFromFlag(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_input_shape)));
   ModelOptions model_options;
   model_options.label_smoothing = static_cast<float>(absl::GetFlag(FLAGS_label_smoothing));
+  model_options.num_threads = absl::GetFlag(FLAGS_threads);
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   GCPRUNE_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Create(spec, seed, model_options));
   SgdOptions sgd_options;

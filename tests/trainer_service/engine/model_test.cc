@@ -2,6 +2,8 @@
 // differences of a double-precision reference, evaluation, masks, snapshots and input validation.
 #include "trainer_service/engine/model.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <memory>
 #include <numeric>
@@ -118,6 +120,10 @@ TEST(ModelTest, CreateRejectsSpecsThatAreNotClassifiers) {
   bad.label_smoothing = 1.0f;
   EXPECT_THAT(Model::Create(mlp, 1, bad),
               StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "label_smoothing must be in [0, 1), got 1"));
+  ModelOptions threads;
+  threads.num_threads = -1;
+  EXPECT_THAT(Model::Create(mlp, 1, threads),
+              StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "num_threads must be in [0, 1024], got -1"));
   mlp.input_shape = {28, 28};
   EXPECT_THAT(Model::Create(mlp, 1), StatusIsWithMessage(absl::StatusCode::kInvalidArgument, "input shape"));
   ASSERT_OK_AND_ASSIGN(ModelSpec huge, ParseModelSpec("flatten,linear:10", "1024x1024x1024"));
@@ -256,6 +262,21 @@ TEST(ModelTest, EvaluateMatchesPerBatchLosses) {
   ASSERT_OK(model->set_label_smoothing(0.0f));
   ASSERT_OK_AND_ASSIGN(EvalResult plain, model->Evaluate(data, 1000));
   EXPECT_NEAR(plain.loss, whole.cross_entropy, 1e-6);
+}
+
+TEST(ModelTest, NumThreadsAppliesToTheCallingThread) {
+  const int before = omp_get_max_threads();
+  ModelOptions options;
+  options.num_threads = 1;
+  std::unique_ptr<Model> one = MakePreset("lenet5", 4, options);
+  std::unique_ptr<Model> fresh = MakePreset("lenet5", 4);
+  const std::vector<float> x = RandomFloats(8 * 784, 3);
+  ASSERT_OK_AND_ASSIGN(float loss_one, one->ForwardBackward(x, Labels(8, 10)));
+  EXPECT_EQ(omp_get_max_threads(), 1);
+  omp_set_num_threads(before);
+  ASSERT_OK_AND_ASSIGN(float loss_default, fresh->ForwardBackward(x, Labels(8, 10)));
+  EXPECT_NEAR(loss_one, loss_default, 1e-6);
+  EXPECT_EQ(omp_get_max_threads(), before);  // num_threads = 0 leaves the thread's setting alone
 }
 
 TEST(ModelTest, RejectsMalformedBatches) {
