@@ -11,7 +11,8 @@
 namespace gcprune::trainer {
 
 // Input [N, in], output [N, out]. Parameters "<name>.weight" [out, in] (prunable) and, with bias,
-// "<name>.bias" [out].
+// "<name>.bias" [out]. The backward passes read and write the canonical [out, in] buffers directly; the
+// forward pass of a small layer uses oneDNN's blocked weight layout (see linear.cc for the measurements).
 class Linear : public Layer {
  public:
   // INVALID_ARGUMENT if `input_shape` is not 1-D ({in}), in or out_features is below 1, or the weight would

@@ -17,7 +17,8 @@ struct MaxPool2dOptions {
 };
 
 // Input [N, C, H, W], output [N, C, OH, OW] with OH = floor((H + 2·padding − kernel) / stride) + 1. Training
-// plans keep oneDNN's workspace (the arg-max positions) for the backward pass.
+// plans keep oneDNN's workspace (the arg-max positions) for the backward pass. After a ReLU, the pooling
+// backward also applies ReLU's gradient mask, on its own output (BuildArgs::input_is_relu_output).
 class MaxPool2d : public Layer {
  public:
   // INVALID_ARGUMENT if `input_shape` is not {C, H, W} with positive sizes, an option is out of range or the

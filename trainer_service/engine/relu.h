@@ -1,5 +1,6 @@
 // ReLU layer on oneDNN eltwise primitives; after a Linear or Conv2d it is fused into that layer's forward
-// pass as a post-op and only its backward pass runs here.
+// pass as a post-op and only its backward pass runs here, and before a max pooling even that moves to the
+// (smaller) pooled output.
 #ifndef GCPRUNE_TRAINER_SERVICE_ENGINE_RELU_H_
 #define GCPRUNE_TRAINER_SERVICE_ENGINE_RELU_H_
 
