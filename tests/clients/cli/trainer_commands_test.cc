@@ -2,14 +2,18 @@
 // Trainer and Pruner services on 127.0.0.1: exit codes, what goes to stdout and stderr, reconnection of a
 // broken event stream, paging, and the messages for unknown ids, rejected specs and unreachable servers.
 #include <grpcpp/server_context.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
 #include "absl/synchronization/mutex.h"
 #include "clients/cli/command.h"
 #include "common/server_bootstrap.h"
@@ -91,6 +95,15 @@ class FakeTrainer final : public v1::Trainer::Service {
     run_.set_test_accuracy(std::numeric_limits<double>::quiet_NaN());
     final_state_ = state;
   }
+  // WatchRun sends the first event and then waits until the client goes away.
+  void HangWatch() {
+    absl::MutexLock lock(&mutex_);
+    hang_watch_ = true;
+  }
+  std::string last_cancel_reason() {
+    absl::MutexLock lock(&mutex_);
+    return last_cancel_reason_;
+  }
   // The first WatchRun ends with UNAVAILABLE after `n` events.
   void BreakFirstWatchAfter(int n) {
     absl::MutexLock lock(&mutex_);
@@ -116,16 +129,23 @@ class FakeTrainer final : public v1::Trainer::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest* request,
+  grpc::Status WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,
                         grpc::ServerWriter<v1::RunEvent>* writer) override {
     std::vector<v1::RunEvent> events;
     int break_after = -1;
+    bool hang = false;
     {
       absl::MutexLock lock(&mutex_);
       if (request->run_id() != "run-1") return NotFound(request->run_id());
       ++watch_calls_;
       events = events_;
       if (watch_calls_ == 1) break_after = break_after_;
+      hang = hang_watch_;
+    }
+    if (hang) {
+      writer->Write(events[0]);
+      while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(10));
+      return grpc::Status::CANCELLED;
     }
     int sent = 0;
     for (const v1::RunEvent& event : events) {
@@ -189,6 +209,7 @@ class FakeTrainer final : public v1::Trainer::Service {
   grpc::Status CancelRun(grpc::ServerContext*, const v1::CancelRunRequest* request, v1::Run* run) override {
     absl::MutexLock lock(&mutex_);
     if (request->run_id() != "run-1") return NotFound(request->run_id());
+    last_cancel_reason_ = request->reason();
     if (final_state_ == v1::RUN_STATE_SUCCEEDED) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "run 'run-1' already SUCCEEDED");
     }
@@ -208,7 +229,9 @@ class FakeTrainer final : public v1::Trainer::Service {
   v1::Run run_;
   v1::RunState final_state_ = v1::RUN_STATE_SUCCEEDED;
   int break_after_ = -1;
+  bool hang_watch_ = false;
   int watch_calls_ = 0;
+  std::string last_cancel_reason_;
   v1::CreateRunRequest last_create_;
 };
 
@@ -330,6 +353,48 @@ TEST_F(TrainerCommandsTest, WatchResumesABrokenStreamWithoutRepeats) {
             "iter 1/1 prune: sparsity 50.00% (target 50.00%), test acc 79.00% right after pruning\n"
             "run run-1 SUCCEEDED: sparsity 50.00%\n");
   EXPECT_THAT(outcome.out, StartsWith("Run run-1: SUCCEEDED"));
+}
+
+// Sends SIGINT to this process once the command is following the run (its signal watcher is installed
+// by then), as Ctrl-C in a terminal would.
+std::thread InterruptWhenWatching(FakeTrainer* trainer) {
+  return std::thread([trainer] {
+    while (trainer->watch_calls() == 0) absl::SleepFor(absl::Milliseconds(5));
+    absl::SleepFor(absl::Milliseconds(100));
+    kill(getpid(), SIGINT);
+  });
+}
+
+TEST_F(TrainerCommandsTest, CtrlCCancelsTheRunUnlessKept) {
+  trainer_.SetOutcome(v1::RUN_STATE_CANCELLED, "");
+  trainer_.HangWatch();
+  std::thread interrupter = InterruptWhenWatching(&trainer_);
+  const Outcome cancelled = Run({"run"});
+  interrupter.join();
+  EXPECT_EQ(cancelled.code, kExitInterrupted);
+  EXPECT_THAT(cancelled.err, HasSubstr("gcprune run: interrupted; cancelled run run-1\n"));
+  EXPECT_EQ(trainer_.last_cancel_reason(), "interrupted from gcprune run");
+  EXPECT_EQ(cancelled.out, "");
+}
+
+TEST_F(TrainerCommandsTest, CtrlCLeavesTheRunWithKeepOnInterruptAndInWatch) {
+  trainer_.HangWatch();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"run", "--keep_on_interrupt"}, std::vector<std::string>{"watch", "run-1"}}) {
+    SCOPED_TRACE(args[0]);
+    const int calls = trainer_.watch_calls();
+    std::thread interrupter([this, calls] {
+      while (trainer_.watch_calls() == calls) absl::SleepFor(absl::Milliseconds(5));
+      absl::SleepFor(absl::Milliseconds(100));
+      kill(getpid(), SIGINT);
+    });
+    const Outcome kept = Run(args);
+    interrupter.join();
+    EXPECT_EQ(kept.code, kExitInterrupted);
+    EXPECT_THAT(kept.err, HasSubstr("interrupted; run run-1 goes on on the trainer at " + address_));
+    EXPECT_THAT(kept.err, HasSubstr("`gcprune watch run-1`"));
+    EXPECT_EQ(trainer_.last_cancel_reason(), "");
+  }
 }
 
 TEST_F(TrainerCommandsTest, WatchAfterSkipsHistory) {
