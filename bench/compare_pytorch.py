@@ -5,6 +5,7 @@ Run it with Debian's interpreter, which is the one that sees python3-torch:
 
     /usr/bin/python3 bench/compare_pytorch.py [build/bench/engine_bench] [--json OUT] [--markdown OUT]
     /usr/bin/python3 bench/compare_pytorch.py --torch-only
+    /usr/bin/python3 bench/compare_pytorch.py --update-doc docs/BENCHMARKS.md   # refresh the docs table
 
 It prints which BLAS PyTorch really loaded, times the PyTorch twins of the engine's benchmarks (median images/s
 over repeated timed blocks after a warm-up), runs engine_bench with --benchmark_format=json, and prints one table
@@ -24,7 +25,7 @@ import sys
 import sysconfig
 import time
 
-PEAK_GFLOPS = 230.0  # 2 Zen 4 cores with AVX-512 FMA, docs/NOTES: ~115 GFLOP/s per core
+PEAK_GFLOPS = 230.0  # fp32 peak of the reference machine: 2 Zen 4 cores, ~115 GFLOP/s each (AVX-512 FMA)
 MODELS = ("mlp", "lenet5")
 TRAIN_BATCHES = (64, 256)
 EVAL_BATCH = 1000
