@@ -5,6 +5,7 @@
 #include "trainer_service/service/pruner_client.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -458,6 +459,42 @@ TEST_F(PrunerClientTest, CancellationEndsTheWaitForMasks) {
   EXPECT_THAT(client->EndIteration(1, {}), StatusIs(absl::StatusCode::kCancelled));
   canceller.join();
   client->Close(false);
+}
+
+TEST_F(PrunerClientTest, ConnectsOverTlsWithABearerToken) {
+  const std::string testdata = std::string(std::getenv("GCPRUNE_SOURCE_DIR")) + "/tests/common/testdata/";
+  common::ServerOptions server_options;
+  server_options.host = "127.0.0.1";
+  server_options.shutdown_grace = absl::ZeroDuration();
+  server_options.security.tls_cert_file = testdata + "server.pem";
+  server_options.security.tls_key_file = testdata + "server.key";
+  server_options.security.auth_token = "pruner-secret";
+  ASSERT_OK_AND_ASSIGN(server_, common::GrpcServer::Start(server_options, {{&fake_, v1::Pruner::service_full_name()}}));
+  port_ = server_->port();
+  const std::vector<std::vector<TestStep>> steps = {MakeSteps(4, 21)};
+  {
+    // A wrong token is a permanent error: the iteration is skipped at once under fail-open.
+    PrunerClientOptions options = Options();
+    options.channel.use_tls = true;
+    options.channel.tls_ca_file = testdata + "ca.pem";
+    options.channel.auth_token = "wrong";
+    auto client = MakeClient(options);
+    ASSERT_OK(client->BeginIteration(1));
+    ASSERT_OK_AND_ASSIGN(IterationMasks masks, client->EndIteration(1, {}));
+    EXPECT_TRUE(masks.skipped);
+    client->Close(false);
+  }
+  PrunerClientOptions options = Options();
+  options.channel.use_tls = true;
+  options.channel.tls_ca_file = testdata + "ca.pem";
+  options.channel.auth_token = "pruner-secret";
+  auto client = MakeClient(options);
+  ASSERT_OK(client->BeginIteration(1));
+  for (const TestStep& step : steps[0]) ASSERT_OK(client->AddStep(Record(step)));
+  ASSERT_OK_AND_ASSIGN(IterationMasks masks, client->EndIteration(1, {}));
+  EXPECT_FALSE(masks.skipped);
+  EXPECT_EQ(masks.keep, ReferenceMasks(Method(), steps)[0]);
+  client->Close(true);
 }
 
 TEST(PrunerClientCreateTest, RejectsBadOptions) {

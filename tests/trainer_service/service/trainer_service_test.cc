@@ -185,6 +185,29 @@ TEST_F(TrainerServiceTest, WatchersReplayFromASequenceAndSeeTheWholeRun) {
   EXPECT_GT(finished.finished_unix_ms(), 0);
 }
 
+TEST_F(TrainerServiceTest, AWatcherThatFallsBehindSeesTheGapInSequences) {
+  // A log of 8 events: a watcher that starts after the run lost the older ones, and the jump in sequence
+  // numbers says so.
+  RunManagerOptions options = testing::TestManagerOptions();
+  options.event_log_capacity = 8;
+  trainer_.reset();
+  auto trainer = InProcessTrainer::Start(options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  trainer_ = *std::move(trainer);
+  stub_ = trainer_->NewStub();
+  v1::Run run;
+  ASSERT_TRUE(Create(SmallRunSpec(v1::METHOD_NONE, "", 2, 0.5, 512), &run).ok());
+  ASSERT_OK(testing::WaitForRun(*stub_, run.run_id()).status());
+  const Watched late = WatchToEnd(*stub_, run.run_id());
+  ASSERT_TRUE(late.status.ok());
+  ASSERT_EQ(late.events.size(), 8u);
+  EXPECT_GT(late.events.front().sequence(), 1);
+  EXPECT_TRUE(late.events.back().has_finished());
+  for (size_t i = 1; i < late.events.size(); ++i) {
+    EXPECT_EQ(late.events[i].sequence(), late.events[i - 1].sequence() + 1);
+  }
+}
+
 TEST_F(TrainerServiceTest, MalformedCreateRunRequestsAreInvalidArgumentAndTheServerKeepsServing) {
   struct Case {
     const char* name;
