@@ -222,7 +222,7 @@ void ManagedSession::Fail(const absl::Status& status, bool persist) {
   sample_bytes_ = 0;
   Touch();
   if (persist && !core_blob_.empty()) Persist(BuildMetadata()).IgnoreError();
-  if (sink_ != nullptr) sink_->End(status);
+  EndAttachedStream(status);
 }
 
 absl::Status ManagedSession::Complete() {
@@ -259,9 +259,7 @@ absl::StatusOr<uint64_t> ManagedSession::Attach(SessionSink* sink, bool restart_
     }
     if (state_ == v1::SESSION_STATE_COLLECTING) GCPRUNE_RETURN_IF_ERROR(RestartIteration());
   }
-  if (sink_ != nullptr) {
-    sink_->End(absl::AbortedError(absl::StrCat("session '", id_, "' was opened by another stream")));
-  }
+  EndAttachedStream(absl::AbortedError(absl::StrCat("session '", id_, "' was opened by another stream")));
   sink_ = sink;
   attachment_ = ++attachments_;
   DropPartialInput();
@@ -327,13 +325,23 @@ void ManagedSession::HalfClose(uint64_t attachment) {
   if (state_ == v1::SESSION_STATE_FITTING) {
     end_after_fit_ = true;
   } else {
-    sink_->End(absl::OkStatus());
+    EndAttachedStream(absl::OkStatus());
   }
 }
 
 void ManagedSession::EndStream(const absl::Status& status) {
   absl::MutexLock lock(&mutex_);
-  if (sink_ != nullptr) sink_->End(status);
+  EndAttachedStream(status);
+}
+
+void ManagedSession::EndAttachedStream(const absl::Status& status) {
+  if (sink_ == nullptr) return;
+  sink_->End(status);
+  // Detached now, not when the stream's reactor is done: a client that has seen the stream end may
+  // delete or reopen the session at once.
+  sink_ = nullptr;
+  DropPartialInput();
+  end_after_fit_ = false;
 }
 
 v1::Opened ManagedSession::MakeOpened() const {
@@ -777,7 +785,7 @@ void ManagedSession::FinishFit(int iteration, absl::StatusOr<IterationResult> re
     error->set_iteration(iteration);
     Send(std::move(response));
     if (complete_after_fit_) Complete().IgnoreError();
-    if (end_stream && sink_ != nullptr) sink_->End(absl::OkStatus());
+    if (end_stream) EndAttachedStream(absl::OkStatus());
     return;
   }
 
@@ -813,7 +821,7 @@ void ManagedSession::FinishFit(int iteration, absl::StatusOr<IterationResult> re
     error->set_step(-1);
     error->set_iteration(iteration);
     Send(std::move(response));
-    if (end_stream && sink_ != nullptr) sink_->End(absl::OkStatus());
+    if (end_stream) EndAttachedStream(absl::OkStatus());
     return;
   }
 
@@ -844,7 +852,7 @@ void ManagedSession::FinishFit(int iteration, absl::StatusOr<IterationResult> re
   UpdateSampleStats();
   SendProgress(iteration, v1::FIT_EVENT_FINISHED, &r.report);
   SendMaskUpdate(iteration);
-  if (end_stream && sink_ != nullptr) sink_->End(absl::OkStatus());
+  if (end_stream) EndAttachedStream(absl::OkStatus());
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -982,7 +990,7 @@ absl::Status ManagedSession::MarkDeleted(bool force) {
         "session_id: session '", id_, "' has an attached stream; close it first or set force to delete anyway"));
   }
   deleted_ = true;
-  if (sink_ != nullptr) sink_->End(absl::AbortedError(absl::StrCat("session '", id_, "' was deleted")));
+  EndAttachedStream(absl::AbortedError(absl::StrCat("session '", id_, "' was deleted")));
   journal_.reset();
   if (state_ != v1::SESSION_STATE_FITTING) core_.reset();  // a running fit still uses it
   return absl::OkStatus();

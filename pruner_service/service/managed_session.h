@@ -88,7 +88,8 @@ class ManagedSession : public std::enable_shared_from_this<ManagedSession> {
   // UNAVAILABLE if the restart cannot be stored.
   absl::StatusOr<uint64_t> Attach(SessionSink* sink, bool restart_iteration = false);
   // Detaches the stream `attachment` if it is still the attached one (discarding a partly received
-  // step or weight set). After it returns the session no longer uses that sink.
+  // step or weight set). After it returns the session no longer uses that sink. Streams the session
+  // ends itself are detached at that moment.
   void Detach(uint64_t attachment);
   // The client half-closed the stream without CloseSession: ends it with OK, after the MaskUpdate of a
   // fit in progress.
@@ -143,6 +144,8 @@ class ManagedSession : public std::enable_shared_from_this<ManagedSession> {
   absl::StatusOr<int64_t> ReceiveRuns(const google::protobuf::RepeatedPtrField<gcprune::v1::TensorChunk>& runs,
                                       absl::string_view field, ChunkCoverage* coverage,
                                       std::vector<float>* buffer) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Ends the attached stream, if any, with `status` and detaches it.
+  void EndAttachedStream(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Drops a partly received step, and a partly received weight set.
   void DropPartialInput() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Discards the samples of the iteration being collected (ResumeSession.restart_iteration).

@@ -44,12 +44,10 @@ class SessionStream final : public grpc::ServerBidiReactor<v1::SessionRequest, v
       }
     } else {
       absl::StatusOr<StreamAction> action = session_->Handle(attachment_, request_);
-      if (!action.ok()) {
-        End(action.status());
-        return;
-      }
-      if (*action == StreamAction::kClose) {
-        End(absl::OkStatus());
+      if (!action.ok() || *action == StreamAction::kClose) {
+        // Detach before the client can see the end, so it may reopen or delete the session at once.
+        session_->Detach(attachment_);
+        End(action.ok() ? absl::OkStatus() : action.status());
         return;
       }
     }
