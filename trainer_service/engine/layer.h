@@ -132,7 +132,7 @@ class Layer {
   // Whether this layer can apply a following ReLU as a oneDNN post-op (BuildArgs::fuse_relu).
   virtual bool CanFuseRelu() const { return false; }
   // Re-initialises the parameters as PyTorch's reset_parameters does, drawing from `rng`.
-  virtual void ResetParameters(SplitMix64* rng) {}
+  virtual void ResetParameters(SplitMix64* /*rng*/) {}
 
   // Creates this layer's primitives and memories for `args.batch` examples. May throw dnnl::error or
   // std::bad_alloc: call it inside CallDnnl.

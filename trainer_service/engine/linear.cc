@@ -93,11 +93,7 @@ LayerPlan Linear::Build(const BuildArgs& args) const {
   Op fwd{ip_fwd(fwd_pd),
          {{DNNL_ARG_SRC, args.input.value}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, plan.output.value}},
          nullptr};
-  memory b_user, db_user;
-  if (bias_) {
-    b_user = memory(b_md, eng, bias_->data());
-    fwd.args[DNNL_ARG_BIAS] = b_user;
-  }
+  if (bias_) fwd.args[DNNL_ARG_BIAS] = memory(b_md, eng, bias_->data());
   plan.forward.push_back(std::move(fwd));
   if (!args.training) return plan;
 
@@ -116,10 +112,7 @@ LayerPlan Linear::Build(const BuildArgs& args) const {
   Op bw{ip_bwd_w(bw_pd),
         {{DNNL_ARG_SRC, bw_src}, {DNNL_ARG_DIFF_DST, bw_diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, dw_mem}},
         nullptr};
-  if (bias_) {
-    db_user = memory(b_md, eng, bias_->grad());
-    bw.args[DNNL_ARG_DIFF_BIAS] = db_user;
-  }
+  if (bias_) bw.args[DNNL_ARG_DIFF_BIAS] = memory(b_md, eng, bias_->grad());
   plan.backward.push_back(std::move(bw));
   plan.backward.insert(plan.backward.end(), after.begin(), after.end());
 
