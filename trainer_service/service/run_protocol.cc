@@ -470,7 +470,7 @@ absl::Status ProtocolRunner::Run(const PruningLinkFactory& make_link) {
     report->set_pretrain_test_accuracy(pretrain.last_accuracy);
     run->set_test_accuracy(pretrain.last_accuracy);
   });
-  pretrained_ = model_->Snapshot();
+  if (plan_.rewind_to_pretrained) pretrained_ = model_->Snapshot();
 
   for (int j = 1; j <= plan_.iterations; ++j) {
     double train_seconds = 0.0;
