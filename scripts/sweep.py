@@ -9,6 +9,7 @@ resumes where it stopped and a larger grid can be added to a smaller one.
   /usr/bin/python3 scripts/sweep.py --profile small                 # what a loaded 2-core machine allows
   /usr/bin/python3 scripts/sweep.py --profile full                  # the whole grid at reference-like budgets
   /usr/bin/python3 scripts/sweep.py --profile small --methods causal-v2 --targets 0.5,0.9 --dry-run
+  /usr/bin/python3 scripts/sweep.py --profile small --flatness      # Hessian eigenvalues of finished runs
 
 Uses Debian's /usr/bin/python3 (grpc, protobuf) and the system protoc for the stubs. The servers come from
 --build-dir (targets gcprune-trainer and gcprune-pruner; built on request with --build). Then
@@ -347,6 +348,40 @@ def execute(point, settings, profile, out_dir, stub, pb, pruner_address):
     return record
 
 
+FLATNESS_DEFAULT = ["none"] + [f"{m}-P{t:g}" for m in ("causal-v2", "magnitude-global") for t in (0.5, 0.7, 0.9)]
+
+
+def flatness(names, out_dir, build_dir, threads, examples, iterations, epsilon):
+    """Replays each run's RunSpec in gcprune-flatness (same protocol and seeds, in process) and measures the
+    top Hessian eigenvalue of the pruned and fine-tuned models; writes <out>/flatness/<run>.json."""
+    tool = os.path.join(build_dir, "trainer_service/engine/gcprune-flatness")
+    if not os.access(tool, os.X_OK):
+        raise SystemExit(f"sweep: {tool} not found; build it with `cmake --build {build_dir} --target gcprune-flatness`")
+    os.makedirs(os.path.join(out_dir, "flatness"), exist_ok=True)
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    failures = 0
+    for name in names:
+        spec = os.path.join(out_dir, f"{name}.spec.json")
+        output = os.path.join(out_dir, "flatness", f"{name}.json")
+        if os.path.exists(output):
+            continue
+        if not os.path.exists(spec):
+            log(f"flatness {name}: no {os.path.relpath(spec, REPO)} (run the sweep first); skipped")
+            continue
+        log(f"flatness {name}: replaying the run and measuring ({examples} test images, <= {iterations} products)")
+        start = time.time()
+        result = subprocess.run([tool, f"--run_spec={spec}", f"--output={output}", f"--hessian_examples={examples}",
+                                 f"--max_iterations={iterations}", f"--epsilon={epsilon}"], env=env)
+        if result.returncode != 0:
+            failures += 1
+            log(f"flatness {name}: gcprune-flatness failed with exit code {result.returncode}")
+        else:
+            log(f"flatness {name}: {time.time() - start:.0f} s -> {os.path.relpath(output, REPO)}")
+    return failures
+
+
 def parse_list(text, kind=float):
     return [kind(x) for x in text.split(",") if x.strip()] if text is not None else None
 
@@ -370,6 +405,12 @@ def main():
     parser.add_argument("--keep-state", action="store_true", help="keep server logs and pruner state")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and the first RunSpec only")
     parser.add_argument("--max-runs", type=int, default=0, help="stop after this many new runs (0: all)")
+    parser.add_argument("--flatness", nargs="?", const="default", metavar="RUNS",
+                        help="instead of runs: measure flatness of these finished runs (comma-separated names; "
+                        "default: " + ",".join(FLATNESS_DEFAULT) + ") with gcprune-flatness")
+    parser.add_argument("--flatness-examples", type=int, default=2000, help="test images of the Hessian")
+    parser.add_argument("--flatness-iterations", type=int, default=30, help="Lanczos steps per Hessian")
+    parser.add_argument("--epsilon", type=float, default=1e-2, help="finite-difference step of the Hessian")
     args = parser.parse_args()
 
     profile = PROFILES[args.profile]
@@ -389,6 +430,10 @@ def main():
     points = grid(methods, targets, v1_l1, profile["dense"] and not args.no_dense)
     out_dir = args.out or os.path.join(REPO, "results", args.profile)
     os.makedirs(out_dir, exist_ok=True)
+    if args.flatness:
+        names = FLATNESS_DEFAULT if args.flatness == "default" else parse_list(args.flatness, str)
+        return 1 if flatness(names, out_dir, args.build_dir, args.threads, args.flatness_examples,
+                             args.flatness_iterations, args.epsilon) else 0
     todo = [p for p in points if not os.path.exists(os.path.join(out_dir, f"{p.name}.json"))]
     log(f"profile {args.profile}: {len(points)} runs, {len(points) - len(todo)} already in "
         f"{os.path.relpath(out_dir, REPO)}; settings {dataclasses.asdict(settings)}")

@@ -34,6 +34,7 @@
 #include "pruner_service/service/wire_format.h"
 #include "trainer_service/engine/hessian.h"
 #include "trainer_service/engine/model.h"
+#include "trainer_service/engine/model_spec.h"
 #include "trainer_service/service/pruning_link.h"
 #include "trainer_service/service/run_data.h"
 #include "trainer_service/service/run_plan.h"
@@ -57,6 +58,9 @@ ABSL_FLAG(std::string, epsilon_scan, "",
 ABSL_FLAG(int64_t, hessian_examples, 0, "Use the first N test examples of the run for the Hessian (0: all)");
 ABSL_FLAG(int, hessian_batch, 1000, "Evaluation batch of the gradients");
 ABSL_FLAG(uint64_t, hessian_seed, 1, "Seed of the Lanczos start vector");
+ABSL_FLAG(std::string, save_weights, "",
+          "Also write each measured model's parameters to <prefix>.<stage>.bin (float32, little-endian, "
+          "parameters in order, each flattened as torch's flatten()) with <prefix>.<stage>.json naming them");
 ABSL_FLAG(double, loss_label_smoothing, -1.0,
           "Label smoothing of the loss whose Hessian is taken, in [0, 1); negative: the run's own loss");
 
@@ -209,6 +213,26 @@ Dataset Head(const Dataset& data, int64_t examples) {
   return head;
 }
 
+// Writes `model`'s parameters as <prefix>.<stage>.bin plus an index <prefix>.<stage>.json (names, shapes,
+// float offsets, and the keep-masks' pruned counts) for tools outside the engine, e.g. an autograd check.
+absl::Status SaveWeights(const std::string& prefix, const std::string& stage, const Model& model) {
+  std::string values;
+  std::vector<std::string> entries;
+  int64_t offset = 0;
+  for (const Parameter* param : model.parameters()) {
+    values.append(reinterpret_cast<const char*>(param->data), static_cast<size_t>(param->numel) * sizeof(float));
+    entries.push_back(absl::StrCat("{\"name\": \"", param->name, "\", \"shape\": [", absl::StrJoin(param->shape, ", "),
+                                   "], \"offset\": ", offset, ", \"numel\": ", param->numel, "}"));
+    offset += param->numel;
+  }
+  GCPRUNE_RETURN_IF_ERROR(common::WriteFileAtomically(absl::StrCat(prefix, ".", stage, ".bin"), values));
+  return common::WriteFileAtomically(
+      absl::StrCat(prefix, ".", stage, ".json"),
+      absl::StrCat("{\"dtype\": \"float32-le\", \"model\": \"", FormatLayers(model.spec().layers), "\", \"input_shape\": [",
+                   absl::StrJoin(model.spec().input_shape, ", "), "], \"label_smoothing\": ", Num(model.label_smoothing()),
+                   ", \"parameters\": [\n  ", absl::StrJoin(entries, ",\n  "), "\n]}\n"));
+}
+
 // Measures one saved model under every requested subspace and step; returns JSON objects.
 absl::StatusOr<std::vector<std::string>> Measure(const std::string& stage, const RunPlan& plan,
                                                  const ModelSnapshot& snapshot, const Dataset& data,
@@ -218,6 +242,9 @@ absl::StatusOr<std::vector<std::string>> Measure(const std::string& stage, const
       settings.label_smoothing >= 0.0 ? static_cast<float>(settings.label_smoothing) : plan.label_smoothing;
   GCPRUNE_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Create(plan.model, plan.seed, model_options));
   GCPRUNE_RETURN_IF_ERROR(model->Restore(snapshot));
+  if (const std::string prefix = absl::GetFlag(FLAGS_save_weights); !prefix.empty()) {
+    GCPRUNE_RETURN_IF_ERROR(SaveWeights(prefix, stage, *model));
+  }
   GCPRUNE_ASSIGN_OR_RETURN(EvalResult eval, model->Evaluate(data, settings.hessian.hvp.batch_size));
   const double sparsity = static_cast<double>(model->num_pruned_weights()) /
                           static_cast<double>(model->num_prunable_weights());
