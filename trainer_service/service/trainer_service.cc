@@ -120,16 +120,12 @@ void TrainerService::Shutdown() {
 }
 
 void TrainerService::Register(WatchReactor* reactor) {
-  bool shutting_down = false;
-  {
-    absl::MutexLock lock(&mu_);
-    watches_.insert(reactor);
-    shutting_down = shutdown_;
-  }
+  // Held throughout: once the reactor may have finished, only mu_ (taken by its OnDone's Unregister) keeps
+  // it from being deleted under us.
+  absl::MutexLock lock(&mu_);
+  watches_.insert(reactor);
   reactor->Begin();
-  if (shutting_down) {
-    reactor->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the trainer is shutting down"));
-  }
+  if (shutdown_) reactor->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the trainer is shutting down"));
 }
 
 void TrainerService::Unregister(WatchReactor* reactor) {
