@@ -3,7 +3,10 @@
 
 #include <grpcpp/client_context.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"

@@ -47,13 +47,15 @@ std::string NewRequestId() {
   return absl::StrFormat("cli-%016x", absl::Uniform<uint64_t>(gen));
 }
 
-// Follows `run` to its end with progress on `err`. Returns the RunFinished event, or the exit code to end
-// with (after writing why). With `cancel_on_interrupt`, Ctrl-C also cancels the run on the trainer.
+// The end of following a run: its RunFinished event, or why following stopped (already written to err).
 struct FollowOutcome {
   bool finished = false;
   v1::RunFinished event;
-  int exit_code = kExitOk;
+  int exit_code = kExitOk;  // by the run's final state if finished, else the error's or kExitInterrupted
 };
+
+// Follows `run` from `after_sequence` to its end with progress on `err`. With `cancel_on_interrupt`,
+// Ctrl-C also cancels the run on the trainer.
 
 FollowOutcome FollowRun(absl::string_view command, const std::shared_ptr<grpc::Channel>& channel,
                         const ServerTarget& target, const v1::Run& run, int64_t after_sequence, ProgressMode mode,

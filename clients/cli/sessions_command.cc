@@ -4,7 +4,9 @@
 #include <grpcpp/client_context.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
