@@ -94,6 +94,9 @@ cleanup() {
     log "last lines of $STATE_DIR/dockerd.log:"
     tail -n 20 "$STATE_DIR/dockerd.log" >&2
   fi
+  # dockerd can leave its default network namespace (and, if it was killed, container mounts) mounted.
+  awk -v root="$EXEC_ROOT/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r mount_point; do umount -l "$mount_point"; done
   rm -rf "$EXEC_ROOT"
   [ "$KEEP_STATE" != 0 ] || rm -rf "$STATE_DIR/data-root"
   exit "$rc"

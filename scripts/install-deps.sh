@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   dataset-fashion-mnist
   python3 python3-grpcio python3-protobuf python3-numpy
+  openssl
 )
 # Optional groups: --torch (PyTorch comparisons and integration), --sklearn (fixture generators),
 # --node (Node.js and npm for clients/node, unless a `node` and `npm` are on PATH already).
