@@ -22,9 +22,11 @@ import re
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHOD_ORDER = ["causal-v2", "magnitude-global", "magnitude-layer", "random", "causal-v1", "none"]
-COLORS = {"causal-v2": "tab:blue", "magnitude-global": "tab:orange", "magnitude-layer": "tab:olive",
-          "random": "tab:gray", "causal-v1": "tab:green", "none": "black"}
+METHOD_ORDER = ["causal-v2", "causal-v2+geometric", "magnitude-global", "magnitude-global+cubic",
+                "magnitude-layer", "random", "causal-v1", "none"]
+COLORS = {"causal-v2": "tab:blue", "causal-v2+geometric": "tab:purple", "magnitude-global": "tab:orange",
+          "magnitude-global+cubic": "tab:red", "magnitude-layer": "tab:olive", "random": "tab:gray",
+          "causal-v1": "tab:green", "none": "black"}
 LAYERS = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"]
 MAX_DROP = 0.05  # five accuracy points: the drop-from-reference rule's k
 
@@ -100,7 +102,9 @@ def load_profile(directory):
         if path.endswith(".spec.json"):
             continue
         with open(path) as f:
-            runs.append(json.load(f))
+            record = json.load(f)
+        if isinstance(record, dict) and record.get("schema") == 1:  # a sweep record (not autograd.json)
+            runs.append(record)
     flatness = []
     for path in sorted(glob.glob(os.path.join(directory, "flatness", "*.json"))):
         with open(path) as f:
@@ -113,7 +117,12 @@ def load_profile(directory):
             record = json.load(f)
         record["name"] = os.path.splitext(os.path.basename(path))[0]
         epsilon.append(record)
-    return runs, flatness, epsilon
+    autograd = []
+    path = os.path.join(directory, "autograd.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            autograd = json.load(f)
+    return runs, flatness, epsilon, autograd
 
 
 def method_key(method):
@@ -182,6 +191,10 @@ def settings_block(runs):
         "- Every run pre-trains from scratch with the same seed (RunSpec has no way to share a pre-trained model), "
         "so all runs see the same pre-trained weights.",
     ]
+    variants = sorted({r["method"] for r in runs if "+" in r["method"]})
+    if variants:
+        lines.append(f"- Schedule controls: {', '.join(variants)} are the same methods on the other schedule "
+                     "(suffix = schedule), so that the ranking criterion and the schedule can be told apart.")
     if varying:
         lines.append(f"- Settings that differ between runs: {', '.join(varying)}.")
     return "\n".join(lines)
@@ -289,14 +302,30 @@ def timing_table(groups):
                  rows)
 
 
-def flatness_rows(flatness):
+def replay_matches(record, runs):
+    """Whether gcprune-flatness's in-process replay reproduced the service run of the same name: the same
+    accuracy after every prune iteration and after fine-tuning. None when there is no service record."""
+    service = [r for r in runs if r["name"] == record["name"]]
+    if not service:
+        return None
+    replayed = record.get("report", {})
+    ours = [i.get("test_accuracy_after_prune") for i in replayed.get("iterations", [])]
+    theirs = [i["test_accuracy_after_prune"] for i in service[0]["iterations"]]
+    tuned = replayed.get("finetune", {}).get("last_test_accuracy")
+    return ours == theirs and tuned == (service[0].get("finetune") or {}).get("last_test_accuracy")
+
+
+def flatness_rows(flatness, runs):
     rows = []
     for record in flatness:
         spec = record.get("run_spec", {})
         method_enum = spec.get("method", {}).get("method", "METHOD_CAUSAL_V2")
         method = method_enum.replace("METHOD_", "").lower().replace("_", "-")
+        if "-P" in record["name"]:  # sweep names: <method>[+schedule]-P<target>
+            method = record["name"].rsplit("-P", 1)[0]
+        matches = replay_matches(record, runs)
         for m in record["measurements"]:
-            rows.append({"run": record["name"], "method": method, **m})
+            rows.append({"run": record["name"], "method": method, "replay": matches, **m})
     return rows
 
 
@@ -305,7 +334,8 @@ def flatness_table(rows):
     for m in rows:
         key = (m["run"], m["stage"])
         entry = grouped.setdefault(key, {"method": m["method"], "sparsity": m["sparsity"],
-                                         "accuracy": m["test_accuracy"], "examples": m["examples"]})
+                                         "accuracy": m["test_accuracy"], "examples": m["examples"],
+                                         "replay": m["replay"]})
         entry[m["subspace"]] = m
     out = []
     for (run, stage), e in sorted(grouped.items(), key=lambda kv: (kv[0][1] != "final", method_key(kv[1]["method"]),
@@ -316,10 +346,11 @@ def flatness_table(rows):
                 return "–"
             mark = "" if m["converged"] else " *"
             return f"{m['eigenvalues'][0]:.3g}{mark}"
+        replay = {True: "yes", False: "NO", None: "–"}[e["replay"]]
         out.append([stage, e["method"], pct(e["sparsity"]), pct(e["accuracy"]), cell("all"), cell("unpruned"),
-                    f"{e['examples']:,}"])
+                    f"{e['examples']:,}", replay])
     return table(["model", "method", "sparsity %", "test acc. % (Hessian set)", "λ_max, all parameters",
-                  "λ_max, unpruned", "test images"], out)
+                  "λ_max, unpruned", "test images", "replay = service run"], out)
 
 
 def epsilon_table(epsilon):
@@ -329,6 +360,26 @@ def epsilon_table(epsilon):
             rows.append([record["name"], m["stage"], m["subspace"], f"{m['epsilon']:g}", f"{m['eigenvalues'][0]:.4g}",
                          f"{m['residuals'][0]:.2g}", m["iterations"], m["examples"]])
     return table(["run", "model", "subspace", "ε", "λ_max", "residual bound", "products", "test images"], rows)
+
+
+def autograd_table(autograd, flatness, epsilon):
+    """scripts/hessian_torch.py's exact (autograd) top eigenvalues beside gcprune-flatness's for the same
+    weights, subspace and test images."""
+    rows = []
+    for a in autograd:
+        run, _, stage = a["prefix"].rpartition(".")
+        ours = []
+        for record in flatness + epsilon:
+            if record["name"] != run:
+                continue
+            for m in record["measurements"]:
+                if m["stage"] == stage and m["subspace"] == a["subspace"] and m["examples"] == a["examples"]:
+                    ours.append((m["epsilon"], m["eigenvalues"][0]))
+        for eps, value in sorted(set(ours)):
+            rows.append([run, stage, a["subspace"], a["examples"], f"{a['top_eigenvalue']:.4g}", f"{eps:g}",
+                         f"{value:.4g}", f"{100 * (value - a['top_eigenvalue']) / a['top_eigenvalue']:+.2f} %"])
+    return table(["run", "model", "subspace", "test images", "autograd λ_max", "ε", "finite differences λ_max",
+                  "difference"], rows)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -414,7 +465,7 @@ def flatness_figure(rows, path, title):
 # The document.
 
 def profile_block(profile, directory, figures_dir, doc_dir):
-    runs, flatness, epsilon = load_profile(directory)
+    runs, flatness, epsilon, autograd = load_profile(directory)
     if not runs:
         return None
     groups = by_method(runs)
@@ -449,7 +500,7 @@ def profile_block(profile, directory, figures_dir, doc_dir):
     out += ["<details><summary>Every run</summary>", "", main_table(groups), "", "</details>", ""]
     out += ["Median wall time per phase (two shared cores, one OpenMP thread per server):", "",
             timing_table(groups), ""]
-    rows = flatness_rows(flatness)
+    rows = flatness_rows(flatness, runs)
     if rows:
         figure = os.path.join(figures_dir, f"flatness_{profile}.png")
         flatness_figure(rows, figure, f"Flatness, LeNet-5 / Fashion-MNIST, profile {profile}")
@@ -462,6 +513,10 @@ def profile_block(profile, directory, figures_dir, doc_dir):
                 flatness_table(rows), "", f"![flatness versus sparsity]({rel(figure)})", ""]
     if epsilon:
         out += ["Dependence of the top eigenvalue on the finite-difference step ε:", "", epsilon_table(epsilon), ""]
+    if autograd:
+        out += ["Cross-check against exact Hessian-vector products (PyTorch autograd in float64, "
+                "`scripts/hessian_torch.py` on the weights `gcprune-flatness --save_weights` wrote):", "",
+                autograd_table(autograd, flatness, epsilon), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -128,9 +128,22 @@ def phase(epochs, settings, weight_decay=0.0, cosine=False):
     return spec
 
 
+SCHEDULE_ENUM = {"cubic": "SCHEDULE_KIND_CUBIC", "geometric": "SCHEDULE_KIND_GEOMETRIC"}
+
+
+def split_method(name):
+    """'magnitude-global+cubic' -> ('magnitude-global', 'cubic'); a plain name has schedule None (the
+    method's default: cubic for causal-v2, geometric for magnitude and random)."""
+    method, _, schedule = name.partition("+")
+    return method, schedule or None
+
+
 def run_spec(point, settings, pruner_address):
     """The RunSpec (protobuf JSON form) of one grid point."""
-    method = {"method": METHOD_ENUM[point.method], "schedule": {"iterations": settings.iterations}}
+    base, schedule = split_method(point.method)
+    method = {"method": METHOD_ENUM[base], "schedule": {"iterations": settings.iterations}}
+    if schedule:
+        method["schedule"]["kind"] = SCHEDULE_ENUM[schedule]
     collection = {"epochs": settings.collection_epochs}
     if point.target is not None:
         method["schedule"]["target_sparsity"] = point.target
@@ -391,7 +404,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="small")
     parser.add_argument("--out", help="results directory (default results/<profile>)")
-    parser.add_argument("--methods", help="comma-separated scheduled methods (default: the profile's)")
+    parser.add_argument("--methods", help="comma-separated scheduled methods (default: the profile's); a suffix "
+                        "+cubic or +geometric overrides the method's default schedule, e.g. magnitude-global+cubic")
     parser.add_argument("--targets", help="comma-separated targets P (default: the profile's)")
     parser.add_argument("--v1-l1", help="comma-separated causal-v1 L1 values ('' for none)")
     parser.add_argument("--no-dense", action="store_true", help="skip the unpruned control run")
@@ -423,8 +437,10 @@ def main():
         setattr(settings, field, kind(value))
     methods = parse_list(args.methods, str) if args.methods is not None else profile["methods"]
     for method in methods:
-        if method not in METHOD_ENUM or method in ("none", "causal-v1"):
-            parser.error(f"--methods: '{method}' is not a scheduled method ({', '.join(SCHEDULED_METHODS)})")
+        base, schedule = split_method(method)
+        if base not in METHOD_ENUM or base in ("none", "causal-v1") or (schedule and schedule not in SCHEDULE_ENUM):
+            parser.error(f"--methods: '{method}' is not a scheduled method ({', '.join(SCHEDULED_METHODS)}), "
+                         f"optionally with a schedule suffix ({', '.join('+' + k for k in SCHEDULE_ENUM)})")
     targets = parse_list(args.targets) if args.targets is not None else profile["targets"]
     v1_l1 = parse_list(args.v1_l1) if args.v1_l1 is not None else profile["v1_l1"]
     points = grid(methods, targets, v1_l1, profile["dense"] and not args.no_dense)
