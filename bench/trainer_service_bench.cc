@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -84,6 +85,23 @@ struct PrunerProcess {
 };
 
 PrunerProcess* g_pruner = nullptr;
+
+// CPU seconds used so far by process `pid` (user + system), from /proc/<pid>/stat; 0 if unreadable.
+double ProcessCpuSeconds(pid_t pid) {
+  FILE* file = std::fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (file == nullptr) return 0.0;
+  char buffer[1024];
+  const size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, file);
+  std::fclose(file);
+  buffer[n] = '\0';
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const char* rest = std::strrchr(buffer, ')');
+  if (rest == nullptr) return 0.0;
+  unsigned long utime = 0, stime = 0;
+  // state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
+  if (std::sscanf(rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return 0.0;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 // Random N(0, 1) images with random labels, as engine_bench: the cost of a step does not depend on the data.
 const Dataset& Data() {
@@ -202,15 +220,23 @@ void BM_CollectInterleaved(benchmark::State& state) {
   };
   double alone_seconds = 0.0;
   double streamed_seconds = 0.0;
+  double alone_cpu = 0.0;     // this process (training threads, client threads)
+  double streamed_cpu = 0.0;
+  double pruner_cpu = 0.0;    // the pruner process, during the streamed blocks
   int64_t blocks = 0;
+  const pid_t self = ::getpid();
   for (auto _ : state) {
     absl::Time start = absl::Now();
+    double cpu = ProcessCpuSeconds(self);
     for (int i = 0; i < kBlock; ++i) {
       next_batch();
       (void)(*stepper)->StepV2(images, labels, &sample);
     }
     alone_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+    alone_cpu += ProcessCpuSeconds(self) - cpu;
     start = absl::Now();
+    cpu = ProcessCpuSeconds(self);
+    const double pruner_start = ProcessCpuSeconds(g_pruner->pid);
     for (int i = 0; i < kBlock; ++i) {
       next_batch();
       (void)(*stepper)->StepV2(images, labels, &sample);
@@ -223,12 +249,18 @@ void BM_CollectInterleaved(benchmark::State& state) {
     }
     if (!(*client)->WaitForAcks(absl::Seconds(60))) state.SkipWithError("steps were not acknowledged");
     streamed_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+    streamed_cpu += ProcessCpuSeconds(self) - cpu;
+    pruner_cpu += ProcessCpuSeconds(g_pruner->pid) - pruner_start;
     ++blocks;
   }
   const double steps = static_cast<double>(blocks * kBlock);
   state.counters["alone_ms"] = 1e3 * alone_seconds / steps;
   state.counters["streamed_ms"] = 1e3 * streamed_seconds / steps;
   state.counters["overhead_pct"] = 100.0 * (streamed_seconds / alone_seconds - 1.0);
+  // CPU per step: the trainer process alone and streaming, and the pruner process (clock ticks of 10 ms).
+  state.counters["cpu_alone_ms"] = 1e3 * alone_cpu / steps;
+  state.counters["cpu_streamed_ms"] = 1e3 * streamed_cpu / steps;
+  state.counters["pruner_cpu_ms"] = 1e3 * pruner_cpu / steps;
   const std::string session = (*client)->stats().session_id;
   (*client)->Close(false);
   auto stub = v1::Pruner::NewStub(grpc::CreateChannel(g_pruner->address, grpc::InsecureChannelCredentials()));
@@ -242,7 +274,7 @@ void BM_CollectInterleaved(benchmark::State& state) {
 
 BENCHMARK(BM_CollectInProcess)->Iterations(kSteps)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CollectWithPruner)->Iterations(kSteps)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_CollectInterleaved)->Iterations(6)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CollectInterleaved)->Iterations(10)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace gcprune::trainer
