@@ -21,8 +21,8 @@ enum class ProgressMode {
   kLive,   // lasting lines and a live line redrawn with '\r' and "erase to end of line"
 };
 
-// "auto" (kLive if `is_terminal`, else kPlain), "live", "plain" or "none". INVALID_ARGUMENT naming
-// --progress and the value otherwise.
+// "auto" (kLive if `is_terminal`, i.e. the output is a terminal that can redraw a line, else kPlain),
+// "live", "plain" or "none". INVALID_ARGUMENT naming --progress and the value otherwise.
 absl::StatusOr<ProgressMode> ParseProgressMode(absl::string_view text, bool is_terminal);
 
 // Not thread-safe: feed it from the thread that reads the stream.

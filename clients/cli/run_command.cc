@@ -171,7 +171,7 @@ int RunRunCommand(const std::vector<std::string>& args, std::ostream& out, std::
     out << *text;
     return kExitOk;
   }
-  absl::StatusOr<ProgressMode> mode = ParseProgressMode(progress, IsTerminal(err));
+  absl::StatusOr<ProgressMode> mode = ParseProgressMode(progress, SupportsLiveLine(err));
   if (!mode.ok()) {
     err << "gcprune run: " << mode.status().message() << "\n";
     return kExitUsage;
@@ -250,7 +250,7 @@ int RunWatchCommand(const std::vector<std::string>& args, std::ostream& out, std
     err << "gcprune watch: --after must be >= 0 and --timeout positive\n";
     return kExitUsage;
   }
-  absl::StatusOr<ProgressMode> mode = ParseProgressMode(progress, IsTerminal(err));
+  absl::StatusOr<ProgressMode> mode = ParseProgressMode(progress, SupportsLiveLine(err));
   if (!mode.ok()) {
     err << "gcprune watch: " << mode.status().message() << "\n";
     return kExitUsage;

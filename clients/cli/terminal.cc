@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include "absl/strings/numbers.h"
 
@@ -16,6 +17,11 @@ bool IsTerminal(const std::ostream& stream) {
   if (&stream == &std::cout) return isatty(STDOUT_FILENO) == 1;
   if (&stream == &std::cerr) return isatty(STDERR_FILENO) == 1;
   return false;
+}
+
+bool SupportsLiveLine(const std::ostream& stream) {
+  const char* term = std::getenv("TERM");
+  return IsTerminal(stream) && term != nullptr && term[0] != '\0' && std::string(term) != "dumb";
 }
 
 int TerminalWidth() {

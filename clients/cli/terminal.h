@@ -10,6 +10,10 @@ namespace gcprune::cli {
 // other stream (string streams in tests, files).
 bool IsTerminal(const std::ostream& stream);
 
+// True if `stream` is a terminal that understands carriage return and "erase to end of line" for a line
+// redrawn in place: IsTerminal, and $TERM is set and not "dumb".
+bool SupportsLiveLine(const std::ostream& stream);
+
 // Columns of the terminal on stderr, else $COLUMNS, else 100; at least 20.
 int TerminalWidth();
 
