@@ -22,7 +22,7 @@ readonly SRC_DIR=$PWD
 
 BUILD_DIR=${BUILD_DIR:-build}
 STATE_DIR=${GCPRUNE_DOCKER_STATE:-$BUILD_DIR/docker-test}
-CACHE_DIR=${GCPRUNE_DOCKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gcprune-docker}
+CACHE_DIR=${GCPRUNE_DOCKER_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/gcprune-docker}
 KEEP_STATE=${GCPRUNE_DOCKER_KEEP_STATE:-1}
 MIRROR=${GCPRUNE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 read -r -a EXTRA_BUILD_ARGS <<<"${GCPRUNE_DOCKER_BUILD_ARGS:-}"
@@ -180,6 +180,10 @@ Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
     printf 'Acquire::Languages "none";\n' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+    # What the exclusions keep out of later packages, removed from the packages already there as well.
+    find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$rootfs"/usr/share/{man,info,locale,groff,lintian}/*
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
@@ -200,6 +204,7 @@ build_image() {  # build_image TARGET
 check_images() {
   local image missing user
   for image in gcprune-pruner gcprune-trainer; do
+    docker image inspect "$image" >/dev/null 2>&1 || fail "image $image is missing"
     missing=$(docker run --rm --entrypoint sh "$image" -c 'ldd /usr/local/bin/* | grep "not found" || true')
     [ -z "$missing" ] || fail "$image lacks runtime libraries: $missing"
     user=$(docker image inspect -f '{{.Config.User}}' "$image")
