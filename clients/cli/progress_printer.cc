@@ -82,6 +82,9 @@ void ProgressPrinter::OnEvent(const v1::RunEvent& event) {
       batch_ = 0;
       batches_ = 0;
       running_loss_ = kNaN;
+      // The last phase's throughput and backlog say nothing about the new one.
+      examples_per_second_ = 0;
+      unacked_steps_ = 0;
       break;
     }
     case v1::RunEvent::kStepProgress: {
