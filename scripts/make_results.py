@@ -473,11 +473,19 @@ def profile_block(profile, directory, figures_dir, doc_dir):
     rel = lambda p: os.path.relpath(p, doc_dir)
     out = [f"### Profile `{profile}` ({len(runs)} runs, records in `{os.path.relpath(directory, REPO)}/`)", "",
            settings_block(runs), ""]
-    pretrain = sorted({round(r["pretrain_test_accuracy"], 6) for r in runs if r.get("pretrain_test_accuracy")})
-    if pretrain:
-        out.append(f"Pre-trained accuracy: {', '.join(pct(p) for p in pretrain)} % "
-                   f"({'identical in every run' if len(pretrain) == 1 else 'differs between runs'}). "
-                   f"Dense reference for the phase shift: {pct(reference)} % ({reference_source}).")
+    # Runs with the same loss (label smoothing) share the pre-training exactly; causal-v1 trains with plain
+    # cross-entropy, so its pre-training differs.
+    by_loss = {}
+    for r in runs:
+        if r.get("pretrain_test_accuracy") is not None:
+            loss = "plain cross-entropy (causal-v1)" if r["method"] == "causal-v1" else "label smoothing 0.1"
+            by_loss.setdefault(loss, set()).add(round(r["pretrain_test_accuracy"], 6))
+    if by_loss:
+        parts = [f"{', '.join(pct(p) for p in sorted(values))} % with {loss} "
+                 f"({'identical in all ' + str(sum(1 for r in runs if (r['method'] == 'causal-v1') == ('v1' in loss))) + ' runs' if len(values) == 1 else 'differs between runs'})"
+                 for loss, values in sorted(by_loss.items(), key=lambda kv: kv[0] != "label smoothing 0.1")]
+        out.append(f"Pre-trained accuracy: {'; '.join(parts)}. Dense reference for the phase shift: "
+                   f"{pct(reference)} % ({reference_source}).")
         out.append("")
     figure = os.path.join(figures_dir, f"accuracy_vs_sparsity_{profile}.png")
     accuracy_figure(groups, reference, figure, f"LeNet-5 / Fashion-MNIST, profile {profile}")
