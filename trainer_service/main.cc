@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, pruner_tls_client_key_file, "", "PEM key of --pruner_tls_
 ABSL_FLAG(std::string, pruner_auth_token_file, "",
           "File with the bearer token sent to pruners; empty = the token this server requires, if any.");
 ABSL_FLAG(int, pruner_buffer_mb, 256, "MiB of unacknowledged collection steps each run keeps for its pruner.");
+ABSL_FLAG(int, pretrain_cache_mb, 1024,
+          "MiB of pre-trained models kept so that runs with an identical pre-training (model, data, pre-training "
+          "phase, seed, label smoothing) start from it instead of repeating it; 0 = always pre-train.");
 ABSL_FLAG(double, progress_interval_seconds, 1.0, "Least time between two StepProgress events of a run, >= 0.05.");
 
 namespace {
@@ -74,6 +77,11 @@ absl::StatusOr<trainer::RunManagerOptions> ManagerOptionsFromFlags(const common:
         absl::StrCat("--progress_interval_seconds: must be in [0.05, 3600], got ", interval));
   }
   options.progress_interval = absl::Seconds(interval);
+  const int cache_mb = absl::GetFlag(FLAGS_pretrain_cache_mb);
+  if (cache_mb < 0 || cache_mb > 1 << 20) {
+    return absl::InvalidArgumentError(absl::StrCat("--pretrain_cache_mb: must be in [0, 1048576], got ", cache_mb));
+  }
+  options.pretrain_cache_bytes = int64_t{cache_mb} << 20;
   return options;
 }
 

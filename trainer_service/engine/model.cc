@@ -197,6 +197,8 @@ absl::Status Model::CheckBatch(absl::Span<const float> images, absl::Span<const 
   return absl::OkStatus();
 }
 
+int Model::threads() const { return options_.num_threads > 0 ? options_.num_threads : omp_get_max_threads(); }
+
 void Model::UseThreads() const {
   if (options_.num_threads > 0) omp_set_num_threads(options_.num_threads);
 }

@@ -75,6 +75,8 @@ class Model {
   std::vector<const Parameter*> parameters() const;
   const std::vector<Parameter*>& prunable_parameters() { return prunable_; }
   int64_t num_prunable_weights() const { return num_prunable_; }
+  // OpenMP threads this model computes with (ModelOptions::num_threads, else OpenMP's default).
+  int threads() const;
   int64_t num_parameters() const;
   // Multiply-accumulates of one example's forward pass (Linear and Conv2d layers).
   int64_t ForwardMacsPerExample() const;

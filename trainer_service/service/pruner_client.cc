@@ -792,7 +792,10 @@ absl::StatusOr<IterationMasks> PrunerClient::EndIteration(int iteration,
                                  absl::FormatDuration(options_.grace),
                                  last_error_.empty() ? "" : absl::StrCat(" (last error: ", last_error_, ")")));
     }
-    if (connected_ && now - last_heard_ >= options_.grace) {
+    // Silence counts from the later of the pruner's last message and the start of this wait: a pruner that
+    // had nothing to say during a long training phase (no collection steps, e.g. magnitude pruning) is not
+    // silent, and it gets the whole grace period for the fit.
+    if (connected_ && now - std::max(last_heard_, wait_start) >= options_.grace) {
       return GiveUp(absl::StatusCode::kDeadlineExceeded,
                     absl::StrCat("pruner at ", options_.address, " sent nothing for ",
                                  absl::FormatDuration(options_.grace), " while the masks were awaited"));

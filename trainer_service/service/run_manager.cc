@@ -45,6 +45,10 @@ absl::StatusOr<std::unique_ptr<RunManager>> RunManager::Create(RunManagerOptions
     return absl::InvalidArgumentError(
         absl::StrCat("pruner_buffer_bytes: must be >= 1, got ", options.pruner_buffer_bytes));
   }
+  if (options.pretrain_cache_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pretrain_cache_bytes: must be >= 0, got ", options.pretrain_cache_bytes));
+  }
   if (options.progress_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("progress_interval: must be > 0, got ",
                                                    absl::FormatDuration(options.progress_interval)));
@@ -61,7 +65,8 @@ absl::StatusOr<std::unique_ptr<RunManager>> RunManager::Create(RunManagerOptions
 }
 
 RunManager::RunManager(RunManagerOptions options)
-    : options_(std::move(options)), datasets_(options_.dataset_cache_entries) {}
+    : options_(std::move(options)), datasets_(options_.dataset_cache_entries),
+      pretrains_(options_.pretrain_cache_bytes) {}
 
 RunManager::~RunManager() { Shutdown(); }
 
@@ -288,6 +293,7 @@ void RunManager::Execute(const std::shared_ptr<RunRecord>& record, const std::sh
   } else {
     ProtocolOptions protocol;
     protocol.progress_interval = options_.progress_interval;
+    protocol.pretrain_cache = options_.pretrain_cache_bytes > 0 ? &pretrains_ : nullptr;
     RunRecord* raw = record.get();
     status = RunProtocol(
         *plan, *data,

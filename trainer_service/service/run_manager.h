@@ -20,6 +20,7 @@
 #include "common/client_channel.h"
 #include "protos/gcprune/v1/trainer.pb.h"
 #include "trainer_service/service/event_log.h"
+#include "trainer_service/service/pretrain_cache.h"
 #include "trainer_service/service/run_data.h"
 #include "trainer_service/service/run_plan.h"
 #include "trainer_service/service/run_protocol.h"
@@ -49,6 +50,9 @@ struct RunManagerOptions {
   absl::Duration progress_interval = absl::Seconds(1);
   // Data sets kept in memory between runs.
   size_t dataset_cache_entries = 4;
+  // Bytes of pre-trained models kept for runs with an identical pre-training (pretrain_cache.h), >= 0;
+  // 0 = every run pre-trains.
+  int64_t pretrain_cache_bytes = int64_t{1} << 30;
 };
 
 // Thread-safe.
@@ -101,6 +105,7 @@ class RunManager {
 
   const RunManagerOptions options_;
   DatasetCache datasets_;
+  PretrainCache pretrains_;
   mutable absl::Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_ordinal_ ABSL_GUARDED_BY(mu_) = 1;

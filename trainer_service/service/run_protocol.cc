@@ -82,6 +82,8 @@ class ProtocolRunner {
  private:
   absl::Status Prepare(const PruningLinkFactory& make_link);
   absl::StatusOr<PhaseOutcome> TrainPhase(v1::Phase phase, int iteration, const PhasePlan& spec);
+  // Pre-trains, or restores an identical pre-training from options_.pretrain_cache.
+  absl::StatusOr<PhaseOutcome> Pretrain();
   absl::Status Iteration(int iteration, double train_seconds);
   absl::StatusOr<int64_t> Collect(int iteration);
   absl::StatusOr<EvalResult> Evaluate();
@@ -455,16 +457,61 @@ absl::Status ProtocolRunner::Iteration(int iteration, double train_seconds) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<PhaseOutcome> ProtocolRunner::Pretrain() {
+  PretrainCache* cache = options_.pretrain_cache;
+  const bool cacheable = cache != nullptr && plan_.pretrain.epochs > 0;
+  const std::string key = cacheable ? PretrainKey(plan_, model_->threads()) : std::string();
+  if (cacheable && !plan_.spec.fresh_pretraining()) {
+    if (std::shared_ptr<const PretrainedModel> saved = cache->Find(key)) {
+      // Restore exactly what the pre-training left: weights, and the shuffles it drew.
+      GCPRUNE_RETURN_IF_ERROR(model_->Restore(saved->model));
+      epoch_counter_ = saved->epochs_drawn;
+      EnterPhase(v1::PHASE_PRETRAIN, 0, 0);
+      record_->Update([&](v1::Run*, v1::RunReport* report) {
+        v1::PretrainReuse* reuse = report->mutable_pretrain_reused();
+        reuse->set_source_run_id(saved->source_run);
+        reuse->set_epochs(saved->epochs);
+        reuse->set_seconds_saved(saved->seconds);
+      });
+      PhaseOutcome outcome;
+      outcome.epochs = saved->epochs;
+      outcome.last_accuracy = saved->last_accuracy;
+      outcome.last_loss = saved->last_loss;
+      outcome.best_accuracy = saved->best_accuracy;
+      outcome.best_epoch = saved->best_epoch;
+      return outcome;
+    }
+  }
+  const Stopwatch watch;
+  GCPRUNE_ASSIGN_OR_RETURN(PhaseOutcome outcome, TrainPhase(v1::PHASE_PRETRAIN, 0, plan_.pretrain));
+  if (outcome.epochs == 0) {
+    GCPRUNE_ASSIGN_OR_RETURN(EvalResult eval, Evaluate());
+    outcome.last_accuracy = eval.accuracy;
+    return outcome;
+  }
+  if (cacheable) {
+    auto saved = std::make_shared<PretrainedModel>();
+    saved->model = model_->Snapshot();
+    saved->epochs_drawn = epoch_counter_;
+    saved->epochs = outcome.epochs;
+    saved->last_accuracy = outcome.last_accuracy;
+    saved->last_loss = outcome.last_loss;
+    saved->best_accuracy = outcome.best_accuracy;
+    saved->best_epoch = outcome.best_epoch;
+    saved->seconds = watch.Seconds();
+    saved->source_run = record_->id();
+    saved->threads = model_->threads();
+    cache->Insert(key, std::move(saved));
+  }
+  return outcome;
+}
+
 absl::Status ProtocolRunner::Run(const PruningLinkFactory& make_link) {
   const Stopwatch total;
   GCPRUNE_RETURN_IF_ERROR(Prepare(make_link));
 
   const Stopwatch pretrain_watch;
-  GCPRUNE_ASSIGN_OR_RETURN(PhaseOutcome pretrain, TrainPhase(v1::PHASE_PRETRAIN, 0, plan_.pretrain));
-  if (pretrain.epochs == 0) {
-    GCPRUNE_ASSIGN_OR_RETURN(EvalResult eval, Evaluate());
-    pretrain.last_accuracy = eval.accuracy;
-  }
+  GCPRUNE_ASSIGN_OR_RETURN(PhaseOutcome pretrain, Pretrain());
   AddTiming(v1::PHASE_PRETRAIN, pretrain_watch.Seconds());
   record_->Update([&](v1::Run* run, v1::RunReport* report) {
     report->set_pretrain_test_accuracy(pretrain.last_accuracy);

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "protos/gcprune/v1/common.pb.h"
 #include "trainer_service/engine/model.h"
+#include "trainer_service/service/pretrain_cache.h"
 #include "trainer_service/service/pruning_link.h"
 #include "trainer_service/service/run_data.h"
 #include "trainer_service/service/run_plan.h"
@@ -33,6 +34,9 @@ struct ProtocolOptions {
   // Called once after fine-tuning, when every phase ran, with the final model (tools that measure it,
   // e.g. gcprune-flatness). May be empty.
   std::function<void(const Model& model)> on_finished;
+  // Where pre-trained models are kept for runs with the same pre-training; null = always pre-train.
+  // A run with spec.fresh_pretraining pre-trains even on a hit (and stores its result).
+  PretrainCache* pretrain_cache = nullptr;
 };
 
 // Every tensor of `model` in parameters() order, weights of Linear and Conv2d layers flagged prunable.

@@ -398,6 +398,25 @@ TEST_F(PrunerClientTest, GivesUpOnASilentPrunerAfterTheGracePeriod) {
   client->Close(false);
 }
 
+TEST_F(PrunerClientTest, AQuietPeriodBeforeTheIterationEndIsNotSilence) {
+  // The pruner has nothing to say while the trainer trains without collecting (magnitude pruning after a
+  // long pre-training): the grace period for the masks starts when the trainer starts waiting for them.
+  StartServer();
+  PrunerClientOptions options = Options();
+  options.grace = absl::Milliseconds(300);
+  auto client = MakeClient(options);
+  const std::vector<std::vector<TestStep>> steps = {MakeSteps(3, 17)};
+  const auto reference = ReferenceMasks(Method(), steps);
+  ASSERT_OK(client->BeginIteration(1));
+  for (const TestStep& step : steps[0]) ASSERT_OK(client->AddStep(Record(step)));
+  ASSERT_TRUE(client->WaitForAcks(absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(900));  // three grace periods without a message from the pruner
+  ASSERT_OK_AND_ASSIGN(IterationMasks masks, client->EndIteration(1, {}));
+  EXPECT_FALSE(masks.skipped) << masks.skip_reason;
+  EXPECT_EQ(masks.keep, reference[0]);
+  client->Close(true);
+}
+
 TEST_F(PrunerClientTest, RestartsTheAbandonedIterationAtTheNextReconnect) {
   StartServer();
   PrunerClientOptions options = Options();

@@ -66,7 +66,8 @@ std::vector<std::vector<uint8_t>> ModelMasks(const Model& model) {
 }
 
 // Runs `spec` in process; `make_link` defaults to a LocalPrunerLink.
-Outcome RunInProcess(const v1::RunSpec& spec, PruningLinkFactory make_link = nullptr) {
+Outcome RunInProcess(const v1::RunSpec& spec, PruningLinkFactory make_link = nullptr,
+                     PretrainCache* pretrain_cache = nullptr) {
   Outcome outcome;
   absl::StatusOr<RunPlan> plan = ResolveRunSpec(spec, {});
   EXPECT_TRUE(plan.ok()) << plan.status();
@@ -86,6 +87,7 @@ Outcome RunInProcess(const v1::RunSpec& spec, PruningLinkFactory make_link = nul
   }
   ProtocolOptions options;
   options.progress_interval = absl::Milliseconds(1);
+  options.pretrain_cache = pretrain_cache;
   options.on_masks_applied = [&outcome](int, const Model& model) {
     outcome.applied.push_back(ModelMasks(model));
     std::vector<std::vector<float>> weights;
@@ -186,6 +188,63 @@ TEST(RunProtocolTest, SameSeedSameMasksAndTheModelCarriesThePrunersMasks) {
       }
     }
   }
+}
+
+TEST(RunProtocolTest, AnIdenticalPretrainingIsReusedBitForBit) {
+  PretrainCache cache(int64_t{64} << 20);
+  const Outcome repeated = RunInProcess(SmallSpec(v1::METHOD_CAUSAL_V2, 2, 0.7));
+  const Outcome first = RunInProcess(SmallSpec(v1::METHOD_CAUSAL_V2, 2, 0.7), nullptr, &cache);
+  const Outcome reused = RunInProcess(SmallSpec(v1::METHOD_CAUSAL_V2, 2, 0.7), nullptr, &cache);
+  ASSERT_OK(repeated.status);
+  ASSERT_OK(first.status);
+  ASSERT_OK(reused.status);
+  EXPECT_FALSE(first.record->GetReport().has_pretrain_reused());
+  EXPECT_EQ(cache.size(), 1);
+  const v1::RunReport report = reused.record->GetReport();
+  ASSERT_TRUE(report.has_pretrain_reused());
+  EXPECT_EQ(report.pretrain_reused().source_run_id(), "run-test");
+  EXPECT_EQ(report.pretrain_reused().epochs(), 1);
+  EXPECT_GT(report.pretrain_reused().seconds_saved(), 0.0);
+  // The run continues exactly as one that pre-trained itself: same accuracies, masks and weights.
+  const v1::RunReport reference = repeated.record->GetReport();
+  EXPECT_EQ(report.pretrain_test_accuracy(), reference.pretrain_test_accuracy());
+  EXPECT_EQ(reused.pruner->masks, repeated.pruner->masks);
+  EXPECT_EQ(reused.weights, repeated.weights);
+  EXPECT_EQ(report.finetune().last_test_accuracy(), reference.finetune().last_test_accuracy());
+  EXPECT_EQ(report.finetune().last_test_loss(), reference.finetune().last_test_loss());
+  // The pre-training phase is announced with no epochs.
+  bool announced = false;
+  for (const v1::RunEvent& event : Events(*reused.record)) {
+    if (event.has_phase_changed() && event.phase_changed().phase() == v1::PHASE_PRETRAIN) {
+      announced = true;
+      EXPECT_EQ(event.phase_changed().epochs(), 0);
+    }
+    EXPECT_FALSE(event.has_epoch_finished() && event.epoch_finished().phase() == v1::PHASE_PRETRAIN);
+  }
+  EXPECT_TRUE(announced);
+}
+
+TEST(RunProtocolTest, PretrainingIsReusedOnlyWhenItIsTheSame) {
+  PretrainCache cache(int64_t{64} << 20);
+  ASSERT_OK(RunInProcess(SmallSpec(v1::METHOD_CAUSAL_V2, 1, 0.5), nullptr, &cache).status);
+  // Another method with the same loss reuses it; another seed, learning rate or loss does not.
+  const Outcome magnitude = RunInProcess(SmallSpec(v1::METHOD_MAGNITUDE_GLOBAL, 1, 0.5), nullptr, &cache);
+  ASSERT_OK(magnitude.status);
+  EXPECT_TRUE(magnitude.record->GetReport().has_pretrain_reused());
+  v1::RunSpec seed = SmallSpec(v1::METHOD_CAUSAL_V2, 1, 0.5);
+  seed.set_seed(2025);
+  v1::RunSpec lr = SmallSpec(v1::METHOD_CAUSAL_V2, 1, 0.5);
+  lr.mutable_pretrain()->mutable_optimizer()->set_learning_rate(0.04);
+  v1::RunSpec smoothing = SmallSpec(v1::METHOD_CAUSAL_V2, 1, 0.5);
+  smoothing.set_label_smoothing(0.0);
+  v1::RunSpec fresh = SmallSpec(v1::METHOD_CAUSAL_V2, 1, 0.5);
+  fresh.set_fresh_pretraining(true);
+  for (const v1::RunSpec& spec : {seed, lr, smoothing, fresh}) {
+    const Outcome run = RunInProcess(spec, nullptr, &cache);
+    ASSERT_OK(run.status);
+    EXPECT_FALSE(run.record->GetReport().has_pretrain_reused()) << spec.ShortDebugString();
+  }
+  EXPECT_EQ(cache.size(), 4);  // the first, and the seed, learning-rate and smoothing variants
 }
 
 TEST(RunProtocolTest, RewindingRestoresThePretrainedWeights) {
