@@ -97,7 +97,8 @@ TEST(PretrainKeyTest, ChangesWithEverySettingOfThePretraining) {
   // Settings after pre-training do not change it.
   EXPECT_EQ(base, changed([](v1::RunSpec* s) { s->mutable_method()->set_method(v1::METHOD_MAGNITUDE_GLOBAL); }));
   EXPECT_EQ(base, changed([](v1::RunSpec* s) { s->mutable_finetune()->set_epochs(7);
-    s->mutable_finetune()->set_batch_size(32); }));
+    s->mutable_finetune()->set_batch_size(32);
+    s->mutable_finetune()->mutable_optimizer()->set_learning_rate(0.01); }));
   EXPECT_EQ(base, changed([](v1::RunSpec* s) { s->mutable_method()->mutable_schedule()->set_target_sparsity(0.3); }));
   EXPECT_EQ(base, changed([](v1::RunSpec* s) { s->set_label("another"); }));
 }
