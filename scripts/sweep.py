@@ -301,6 +301,7 @@ def summarize(pb, point, settings, profile, spec, run, report, wall_seconds, loa
         "state": pb.RunState.Name(run.state),
         "error": run.error_message,
         "pretrain_test_accuracy": number(report.pretrain_test_accuracy),
+        "pretrain_reused_from": report.pretrain_reused.source_run_id if report.HasField("pretrain_reused") else None,
         "achieved_sparsity": last.achieved_sparsity if last else 0.0,
         "layer_sparsity": {t.name: t.sparsity for t in report.tensors},
         "test_accuracy_after_prune": last.test_accuracy_after_prune if last else None,

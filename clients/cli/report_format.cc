@@ -227,7 +227,14 @@ std::string FormatRunReport(const v1::RunReport& report, const v1::Run* run) {
   absl::StrAppend(&text, "; ", FormatCount(report.steps_sent()), " steps sent, ", report.pruner_reconnects(),
                   report.pruner_reconnects() == 1 ? " reconnect" : " reconnects", "\n\n");
 
-  absl::StrAppend(&text, "Pre-training: test accuracy ", FormatPercent(report.pretrain_test_accuracy()), "\n\n");
+  absl::StrAppend(&text, "Pre-training: test accuracy ", FormatPercent(report.pretrain_test_accuracy()));
+  if (report.has_pretrain_reused()) {
+    const v1::PretrainReuse& reuse = report.pretrain_reused();
+    absl::StrAppend(&text, " (reused from run ", reuse.source_run_id(), ": ", reuse.epochs(),
+                    reuse.epochs() == 1 ? " epoch, " : " epochs, ", absl::StrFormat("%.0f", reuse.seconds_saved()),
+                    " s saved)");
+  }
+  absl::StrAppend(&text, "\n\n");
   AppendIterations(report, &text);
   if (report.has_finetune() && report.finetune().epochs() > 0) {
     const v1::FinetuneResult& finetune = report.finetune();

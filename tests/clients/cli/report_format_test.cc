@@ -89,6 +89,15 @@ TEST(ReportFormatTest, RunReportHasEverySection) {
   EXPECT_THAT(text, HasSubstr("Time per phase: collect 1 min 01 s; total 2 min 31 s"));
 }
 
+TEST(ReportFormatTest, ReportSaysWhenThePretrainingWasReused) {
+  v1::RunReport report = SampleReport();
+  report.mutable_pretrain_reused()->set_source_run_id("run-3");
+  report.mutable_pretrain_reused()->set_epochs(2);
+  report.mutable_pretrain_reused()->set_seconds_saved(41.6);
+  EXPECT_THAT(FormatRunReport(report, nullptr),
+              HasSubstr("Pre-training: test accuracy 85.12% (reused from run run-3: 2 epochs, 42 s saved)\n"));
+}
+
 TEST(ReportFormatTest, EmptyReportOfAQueuedRun) {
   v1::RunReport report;
   report.set_run_id("run-1");
