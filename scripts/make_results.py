@@ -188,9 +188,15 @@ def settings_block(runs):
         "- Method defaults otherwise (METHOD.md): causal-v2 cubic schedule, magnitude and random geometric schedule, "
         "causal-v1 per-layer Lasso with rewinding to the pre-trained weights and plain cross-entropy; label "
         "smoothing 0.1 for the others.",
-        "- Every run pre-trains from scratch with the same seed (RunSpec has no way to share a pre-trained model), "
-        "so all runs see the same pre-trained weights.",
     ]
+    reused = sum(1 for r in runs if r.get("pretrain_reused_from"))
+    if reused:
+        lines.append(f"- Shared pre-training: {reused} of {len(runs)} runs started from the saved result of an "
+                     "identical earlier pre-training on the same trainer (`RunReport.pretrain_reused`); the others "
+                     "pre-trained. The engine is deterministic, so both give the same pre-trained weights.")
+    else:
+        lines.append("- Every run pre-trained itself with the same seed (these records predate the trainer's "
+                     "shared pre-training), so all runs see the same pre-trained weights.")
     variants = sorted({r["method"] for r in runs if "+" in r["method"]})
     if variants:
         lines.append(f"- Schedule controls: {', '.join(variants)} are the same methods on the other schedule "
