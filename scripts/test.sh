@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (Debian packages), builds and runs the whole test suite. Usage: scripts/test.sh [ctest args]
 # Environment: BUILD_DIR (default build), JOBS (default nproc), GCPRUNE_DOCKER_TESTS (1: afterwards build the
-# Docker images and test the Compose stack with docker/test-compose.sh, about 10 minutes; default 0).
+# Docker images and test the Compose stack with docker/test-compose.sh, 10 to 14 minutes cold; default 0; .ci/run sets 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
