@@ -112,3 +112,48 @@ def health_check(channel: grpc.Channel, service: str = "", timeout: float = 5.0,
             raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "health check: no answer within %.1f s" % timeout)
         raise GcpruneError.from_rpc_error(error, "health check") from error
     return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+class ServiceClient:
+    """What the clients of both services share: one channel from a ChannelConfig, the call metadata (bearer
+    token), a default deadline for unary calls, health checking, and errors as GcpruneError."""
+
+    #: The gRPC service whose health `health()` asks for by default.
+    SERVICE = ""
+
+    def __init__(self, address, stub_class, *, timeout: float = 30.0, **channel_kwargs):
+        self.config: ChannelConfig = as_config(address, **channel_kwargs)
+        self.timeout = timeout
+        self._channel = self.config.channel()
+        self._stub = stub_class(self._channel)
+        self._metadata = self.config.metadata()
+
+    def close(self) -> None:
+        """Closes the channel; open streams end with CANCELLED."""
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Blocks until the channel is connected; UnavailableError after `timeout` seconds."""
+        wait_ready(self._channel, timeout, self.address)
+
+    def health(self, service: Optional[str] = None, timeout: float = 5.0) -> str:
+        """The serving status of `service` (default: this client's service): "SERVING", "NOT_SERVING" or
+        "SERVICE_UNKNOWN"."""
+        return health_check(self._channel, self.SERVICE if service is None else service, timeout, self._metadata)
+
+    def _call(self, name, method, request):
+        try:
+            return method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise GcpruneError.from_rpc_error(error, name) from error
+

@@ -16,7 +16,7 @@ import numpy as np
 
 from gcprune import wire
 from gcprune._proto import common_pb2, pruner_pb2, pruner_pb2_grpc
-from gcprune.channels import ChannelConfig, as_config, health_check, wait_ready
+from gcprune.channels import ServiceClient
 from gcprune.config import method_config, numel
 from gcprune.errors import GcpruneError, UnavailableError
 
@@ -434,44 +434,20 @@ class PrunerSession:
                 self._on_event("error", response.error)
 
 
-class PrunerClient:
+class PrunerClient(ServiceClient):
     """Calls of the gcprune.v1.Pruner service on one channel.
 
     Every unary call raises GcpruneError with the server's status code and message (UnavailableError for
     UNAVAILABLE). Thread-safe: the channel and stubs may be shared.
     """
 
+    SERVICE = "gcprune.v1.Pruner"
+
     def __init__(self, address, *, timeout: float = 30.0, **channel_kwargs):
         """`address` is "host:port" or a ChannelConfig; further ChannelConfig fields (token, tls,
         root_certificates, private_key, certificate_chain, server_name_override) as keywords. `timeout` is
         the deadline of unary calls in seconds."""
-        self.config: ChannelConfig = as_config(address, **channel_kwargs)
-        self.timeout = timeout
-        self._channel = self.config.channel()
-        self._stub = pruner_pb2_grpc.PrunerStub(self._channel)
-        self._metadata = self.config.metadata()
-
-    def close(self) -> None:
-        """Closes the channel; open sessions end with CANCELLED."""
-        self._channel.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def address(self) -> str:
-        return self.config.address
-
-    def wait_ready(self, timeout: float = 10.0) -> None:
-        """Blocks until the channel is connected; UnavailableError after `timeout` seconds."""
-        wait_ready(self._channel, timeout, self.address)
-
-    def health(self, service: str = "gcprune.v1.Pruner", timeout: float = 5.0) -> str:
-        """The serving status of `service`: "SERVING", "NOT_SERVING" or "SERVICE_UNKNOWN"."""
-        return health_check(self._channel, service, timeout, self._metadata)
+        super().__init__(address, pruner_pb2_grpc.PrunerStub, timeout=timeout, **channel_kwargs)
 
     # ----- streams
 
@@ -509,12 +485,6 @@ class PrunerClient:
         return PrunerSession(self._stub, request, self._metadata, open_timeout, on_event)
 
     # ----- unary calls
-
-    def _call(self, name, method, request):
-        try:
-            return method(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise GcpruneError.from_rpc_error(error, name) from error
 
     def get_session(self, session_id: str):
         """SessionInfo of `session_id`. NOT_FOUND / INVALID_ARGUMENT (empty id)."""

@@ -8,7 +8,7 @@ import grpc
 from google.protobuf import json_format
 
 from gcprune._proto import trainer_pb2, trainer_pb2_grpc
-from gcprune.channels import ChannelConfig, as_config, health_check, wait_ready
+from gcprune.channels import ServiceClient
 from gcprune.errors import GcpruneError, UnavailableError
 
 _TERMINAL = (trainer_pb2.RUN_STATE_SUCCEEDED, trainer_pb2.RUN_STATE_FAILED, trainer_pb2.RUN_STATE_CANCELLED)
@@ -34,45 +34,16 @@ def is_terminal(state: int) -> bool:
     return state in _TERMINAL
 
 
-class TrainerClient:
+class TrainerClient(ServiceClient):
     """Calls of the gcprune.v1.Trainer service on one channel. Every call raises GcpruneError with the
     server's status code and message (UnavailableError for UNAVAILABLE). Thread-safe."""
+
+    SERVICE = "gcprune.v1.Trainer"
 
     def __init__(self, address, *, timeout: float = 30.0, **channel_kwargs):
         """`address` is "host:port" or a ChannelConfig; further ChannelConfig fields as keywords. `timeout`
         is the deadline of unary calls in seconds."""
-        self.config: ChannelConfig = as_config(address, **channel_kwargs)
-        self.timeout = timeout
-        self._channel = self.config.channel()
-        self._stub = trainer_pb2_grpc.TrainerStub(self._channel)
-        self._metadata = self.config.metadata()
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def address(self) -> str:
-        return self.config.address
-
-    def wait_ready(self, timeout: float = 10.0) -> None:
-        """Blocks until the channel is connected; UnavailableError after `timeout` seconds."""
-        wait_ready(self._channel, timeout, self.address)
-
-    def health(self, service: str = "gcprune.v1.Trainer", timeout: float = 5.0) -> str:
-        """The serving status of `service`: "SERVING", "NOT_SERVING" or "SERVICE_UNKNOWN"."""
-        return health_check(self._channel, service, timeout, self._metadata)
-
-    def _call(self, name, method, request):
-        try:
-            return method(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise GcpruneError.from_rpc_error(error, name) from error
+        super().__init__(address, trainer_pb2_grpc.TrainerStub, timeout=timeout, **channel_kwargs)
 
     def create_run(self, spec, request_id: str = ""):
         """Starts a run; returns the Run. INVALID_ARGUMENT names the bad field; NOT_FOUND for a missing
