@@ -30,6 +30,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# OpenMP threads of the servers (set by main): results are bit-identical only for the same count.
+SERVER_THREADS = 0
 # In the order the runs are made: the informative targets first.
 TARGETS = [0.5, 0.9, 0.95, 0.7, 0.98, 0.8, 0.99, 0.3]
 SCHEDULED_METHODS = ["causal-v2", "magnitude-global", "random"]
@@ -317,6 +319,7 @@ def summarize(pb, point, settings, profile, spec, run, report, wall_seconds, loa
         "environment": {
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": git_commit(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "server_threads": SERVER_THREADS,
             "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
         },
         "spec": spec,
@@ -428,6 +431,8 @@ def main():
     parser.add_argument("--epsilon", type=float, default=1e-2, help="finite-difference step of the Hessian")
     args = parser.parse_args()
 
+    global SERVER_THREADS
+    SERVER_THREADS = args.threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or os.cpu_count()
     profile = PROFILES[args.profile]
     settings = dataclasses.replace(profile["settings"])
     for assignment in args.set:
