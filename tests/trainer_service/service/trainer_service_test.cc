@@ -155,6 +155,21 @@ TEST_F(TrainerServiceTest, RandomRunMatchesTheInProcessSessionAndTheSchedule) {
                        kMlpWeights);
 }
 
+TEST_F(TrainerServiceTest, ARunWithAnIdenticalPretrainingStartsFromItAndEndsTheSame) {
+  RunAndCompare(SmallRunSpec(v1::METHOD_MAGNITUDE_GLOBAL, PrunerAddress(), 2, 0.6));
+  const std::string first = last_report_.run_id();
+  EXPECT_FALSE(last_report_.has_pretrain_reused());
+  // Another method, same model, data, pre-training, seed and loss: the trainer reuses the pre-training, and
+  // the run still equals the in-process reference that pre-trained itself.
+  RunAndCompare(SmallRunSpec(v1::METHOD_CAUSAL_V2, PrunerAddress(), 2, 0.5));
+  ASSERT_TRUE(last_report_.has_pretrain_reused());
+  EXPECT_EQ(last_report_.pretrain_reused().source_run_id(), first);
+  v1::RunSpec fresh = SmallRunSpec(v1::METHOD_RANDOM, PrunerAddress(), 2, 0.6);
+  fresh.set_fresh_pretraining(true);
+  RunAndCompare(fresh);
+  EXPECT_FALSE(last_report_.has_pretrain_reused());
+}
+
 TEST_F(TrainerServiceTest, WatchersReplayFromASequenceAndSeeTheWholeRun) {
   v1::Run run;
   ASSERT_TRUE(Create(SmallRunSpec(v1::METHOD_CAUSAL_V2, PrunerAddress(), 1, 0.3), &run).ok());
