@@ -8,7 +8,8 @@
 #include "common/auth_token.h"
 #include "common/logging.h"
 
-ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (IPv4/IPv6 literal or host name).");
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address to listen on (IPv4/IPv6 literal or host name); 0.0.0.0 for all IPv4 interfaces.");
 ABSL_FLAG(int, port, -1, "TCP port; 0 = any free port (see --port_file); -1 = the server's default.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate chain; enables TLS (with --tls_key_file).");

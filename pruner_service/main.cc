@@ -122,8 +122,6 @@ int Run() {
 }  // namespace gcprune::pruner
 
 int main(int argc, char** argv) {
-  // The pruner listens on loopback unless told otherwise (the shared --host flag defaults to all interfaces).
-  absl::SetFlag(&FLAGS_host, "127.0.0.1");
   absl::SetProgramUsageMessage(
       "gcprune-pruner: Granger-causal pruning sessions over gRPC (gcprune.v1.Pruner).\n"
       "Usage: gcprune-pruner [--port=50052] [--state_dir=DIR] [--fsync] ...; docs/PRUNER.md has every flag.");

@@ -88,8 +88,6 @@ absl::StatusOr<trainer::RunManagerOptions> ManagerOptionsFromFlags(const common:
 }  // namespace
 
 int main(int argc, char** argv) {
-  // This server listens on loopback unless told otherwise (--host=0.0.0.0 for all interfaces).
-  absl::SetFlag(&FLAGS_host, "127.0.0.1");
   absl::SetProgramUsageMessage(
       "gcprune-trainer [flags]: the gcprune Trainer gRPC server (runs training with Granger-causal pruning "
       "as jobs). See docs/TRAINER.md.");

@@ -28,7 +28,7 @@ class ServerFlagsTest : public ::testing::Test {
 TEST_F(ServerFlagsTest, DefaultsUseTheServersPort) {
   ASSERT_OK_AND_ASSIGN(ServerOptions options, ServerOptionsFromFlags(50051));
   EXPECT_EQ(options.port, 50051);
-  EXPECT_EQ(options.host, "0.0.0.0");
+  EXPECT_EQ(options.host, "127.0.0.1");  // loopback unless told otherwise
   EXPECT_TRUE(options.enable_reflection);
   EXPECT_EQ(options.shutdown_grace, absl::Seconds(10));
   ASSERT_EQ(options.security.auth_exempt_prefixes.size(), 1u);
