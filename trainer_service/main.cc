@@ -1,5 +1,6 @@
 // gcprune-trainer: the Trainer gRPC server. Runs training-and-pruning experiments as jobs, streams each
 // collection step to a Pruner session and applies the masks that come back. docs/TRAINER.md has the flags.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "common/server_bootstrap.h"
 #include "common/server_flags.h"
 #include "protos/gcprune/v1/trainer.grpc.pb.h"
+#include "trainer_service/engine/model.h"
 #include "trainer_service/service/run_manager.h"
 #include "trainer_service/service/trainer_service.h"
 
@@ -32,6 +34,9 @@ ABSL_FLAG(std::string, pruner_tls_client_key_file, "", "PEM key of --pruner_tls_
 ABSL_FLAG(std::string, pruner_auth_token_file, "",
           "File with the bearer token sent to pruners; empty = the token this server requires, if any.");
 ABSL_FLAG(int, pruner_buffer_mb, 256, "MiB of unacknowledged collection steps each run keeps for its pruner.");
+ABSL_FLAG(int, threads_per_run, 0,
+          "OpenMP threads of each run, [0, 1024]; 0 = the cores (OMP_NUM_THREADS, else all) divided by "
+          "--concurrent_runs, at least 1, so that concurrent runs share the cores instead of stalling each other.");
 ABSL_FLAG(int, pretrain_cache_mb, 1024,
           "MiB of pre-trained models kept so that runs with an identical pre-training (model, data, pre-training "
           "phase, seed, label smoothing) start from it instead of repeating it; 0 = always pre-train.");
@@ -77,6 +82,12 @@ absl::StatusOr<trainer::RunManagerOptions> ManagerOptionsFromFlags(const common:
         absl::StrCat("--progress_interval_seconds: must be in [0.05, 3600], got ", interval));
   }
   options.progress_interval = absl::Seconds(interval);
+  const int threads = absl::GetFlag(FLAGS_threads_per_run);
+  if (threads < 0 || threads > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("--threads_per_run: must be in [0, 1024], got ", threads));
+  }
+  options.threads_per_run =
+      threads > 0 ? threads : std::max(1, trainer::DefaultThreads() / std::max(1, options.concurrent_runs));
   const int cache_mb = absl::GetFlag(FLAGS_pretrain_cache_mb);
   if (cache_mb < 0 || cache_mb > 1 << 20) {
     return absl::InvalidArgumentError(absl::StrCat("--pretrain_cache_mb: must be in [0, 1048576], got ", cache_mb));

@@ -197,6 +197,8 @@ absl::Status Model::CheckBatch(absl::Span<const float> images, absl::Span<const 
   return absl::OkStatus();
 }
 
+int DefaultThreads() { return omp_get_max_threads(); }
+
 int Model::threads() const { return options_.num_threads > 0 ? options_.num_threads : omp_get_max_threads(); }
 
 void Model::UseThreads() const {

@@ -30,6 +30,9 @@ struct ModelOptions {
   int num_threads = 0;
 };
 
+// OpenMP's default thread count for new work (OMP_NUM_THREADS, else one per core).
+int DefaultThreads();
+
 // Mean loss, accuracy and plain cross-entropy over a data set.
 struct EvalResult {
   double loss = 0.0;           // mean label-smoothed loss (the model's ε)

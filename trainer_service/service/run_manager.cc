@@ -45,6 +45,10 @@ absl::StatusOr<std::unique_ptr<RunManager>> RunManager::Create(RunManagerOptions
     return absl::InvalidArgumentError(
         absl::StrCat("pruner_buffer_bytes: must be >= 1, got ", options.pruner_buffer_bytes));
   }
+  if (options.threads_per_run < 0 || options.threads_per_run > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads_per_run: must be in [0, 1024], got ", options.threads_per_run));
+  }
   if (options.pretrain_cache_bytes < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("pretrain_cache_bytes: must be >= 0, got ", options.pretrain_cache_bytes));
@@ -293,6 +297,7 @@ void RunManager::Execute(const std::shared_ptr<RunRecord>& record, const std::sh
   } else {
     ProtocolOptions protocol;
     protocol.progress_interval = options_.progress_interval;
+    protocol.threads = options_.threads_per_run;
     protocol.pretrain_cache = options_.pretrain_cache_bytes > 0 ? &pretrains_ : nullptr;
     RunRecord* raw = record.get();
     status = RunProtocol(

@@ -50,6 +50,10 @@ struct RunManagerOptions {
   absl::Duration progress_interval = absl::Seconds(1);
   // Data sets kept in memory between runs.
   size_t dataset_cache_entries = 4;
+  // OpenMP threads of each run, >= 0; 0 = OpenMP's default (OMP_NUM_THREADS, else one per core). Runs
+  // executed at the same time should share the cores (e.g. cores / concurrent_runs each): two runs of two
+  // threads on two cores stall at every barrier. Results are bit-identical for a given count.
+  int threads_per_run = 0;
   // Bytes of pre-trained models kept for runs with an identical pre-training (pretrain_cache.h), >= 0;
   // 0 = every run pre-trains.
   int64_t pretrain_cache_bytes = int64_t{1} << 30;

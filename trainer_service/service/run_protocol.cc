@@ -238,6 +238,7 @@ absl::StatusOr<EvalResult> ProtocolRunner::Evaluate() {
 absl::Status ProtocolRunner::Prepare(const PruningLinkFactory& make_link) {
   ModelOptions model_options;
   model_options.label_smoothing = plan_.label_smoothing;
+  model_options.num_threads = options_.threads;
   GCPRUNE_ASSIGN_OR_RETURN(model_, Model::Create(plan_.model, plan_.seed, model_options));
   layout_ = LayoutOfModel(*model_);
   for (int i = 0; i < layout_.tensors_size(); ++i) {

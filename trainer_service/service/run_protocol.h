@@ -34,6 +34,8 @@ struct ProtocolOptions {
   // Called once after fine-tuning, when every phase ran, with the final model (tools that measure it,
   // e.g. gcprune-flatness). May be empty.
   std::function<void(const Model& model)> on_finished;
+  // OpenMP threads of the run's model (ModelOptions::num_threads); 0 = OpenMP's default.
+  int threads = 0;
   // Where pre-trained models are kept for runs with the same pre-training; null = always pre-train.
   // A run with spec.fresh_pretraining pre-trains even on a hit (and stores its result).
   PretrainCache* pretrain_cache = nullptr;
