@@ -365,6 +365,32 @@ def flatness_table(rows):
                   "λ_max, unpruned", "test images", "replay = service run"], out)
 
 
+def authors_flatness_table(rows):
+    """METHOD.md §7's largest eigenvalues (LeNet / CIFAR-10, pruned weights included) beside ours (LeNet-5 /
+    Fashion-MNIST, all parameters), each also as a multiple of its own unpruned model's."""
+    def ours(method, stage, target):
+        for m in rows:
+            if (m["method"] == method and m["stage"] == stage and m["subspace"] == "all"
+                    and abs(m["sparsity"] - target) < 1e-9):
+                return m["eigenvalues"][0]
+        return None
+    dense = {stage: next((m["eigenvalues"][0] for m in rows if m["method"] == "none" and m["stage"] == stage
+                          and m["subspace"] == "all"), None) for stage in ("pruned", "final")}
+    a_dense = AUTHORS_FLATNESS["unpruned"]
+    fmt = lambda v, d: "–" if v is None else (f"{v:.4g} ({v / d:.2f}×)" if d else f"{v:.4g}")
+    out = [["0 (unpruned)", fmt(a_dense, a_dense), fmt(a_dense, a_dense)] +
+           [fmt(dense[stage], dense[stage]) for stage in ("pruned", "final") for _ in (0, 1)]]
+    for target in sorted(AUTHORS_FLATNESS["causal"]):
+        row = [f"{target:g}", fmt(AUTHORS_FLATNESS["causal"][target], a_dense),
+               fmt(AUTHORS_FLATNESS["magnitude"][target], a_dense)]
+        for stage in ("pruned", "final"):
+            row += [fmt(ours("causal-v2", stage, target), dense[stage]),
+                    fmt(ours("magnitude-global", stage, target), dense[stage])]
+        out.append(row)
+    return table(["P", "authors: causal", "authors: magnitude", "ours, right after pruning: causal-v2",
+                  "magnitude", "ours, after fine-tuning: causal-v2", "magnitude"], out)
+
+
 def epsilon_table(epsilon):
     rows = []
     for record in epsilon:
@@ -530,7 +556,10 @@ def profile_block(profile, directory, figures_dir, doc_dir):
                 f"{rows[0]['epsilon']:g}, at most {hessian.get('max_iterations', '?')} products, tolerance "
                 f"{hessian.get('tolerance', '?')} (* = not converged to it). 'pruned' = right after the last prune "
                 "iteration, 'final' = after fine-tuning; the unpruned control appears as method none.", "",
-                flatness_table(rows), "", f"![flatness versus sparsity]({rel(figure)})", ""]
+                flatness_table(rows), "", f"![flatness versus sparsity]({rel(figure)})", "",
+                "Beside the authors' largest eigenvalues (METHOD.md §7: LeNet on CIFAR-10, pruned weights "
+                "included, at which stage is not stated); in brackets, the multiple of the same setting's unpruned "
+                "model (first row):", "", authors_flatness_table(rows), ""]
     if epsilon:
         out += ["Dependence of the top eigenvalue on the finite-difference step ε:", "", epsilon_table(epsilon), ""]
     if autograd:
