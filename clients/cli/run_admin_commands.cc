@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -18,8 +19,10 @@
 #include "clients/cli/report_format.h"
 #include "clients/cli/rpc_error.h"
 #include "clients/cli/run_follower.h"
+#include "clients/cli/sweep_report.h"
 #include "clients/cli/trainer_calls.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "protos/gcprune/v1/trainer.grpc.pb.h"
 
 namespace gcprune::cli {
@@ -41,8 +44,16 @@ struct TrainerCommand {
     flags.AddDuration("timeout", &timeout, "deadline of each call to the trainer");
   }
 
-  // Parses and dials. Returns -1 to go on, else the exit code to end with (help printed, usage error).
+  // Parses, checks that there are `num_positional` arguments and dials. Returns -1 to go on, else the exit
+  // code to end with (help printed, usage error).
   int Start(const std::vector<std::string>& args, size_t num_positional, std::ostream& out, std::ostream& err) {
+    if (const int code = Parse(args, out, err); code >= 0) return code;
+    if (const int code = ExpectPositional(num_positional, err); code >= 0) return code;
+    return Dial(err);
+  }
+
+  // The steps of Start, for commands whose number of arguments depends on their flags.
+  int Parse(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     connection.Register(&flags);
     absl::StatusOr<std::vector<std::string>> parsed = flags.Parse(args);
     if (!parsed.ok()) {
@@ -54,11 +65,19 @@ struct TrainerCommand {
       return kExitOk;
     }
     positional = *std::move(parsed);
+    return -1;
+  }
+
+  int ExpectPositional(size_t num_positional, std::ostream& err) {
     if (positional.size() != num_positional) {
       err << "gcprune " << name << ": expected " << (num_positional == 0 ? "no arguments" : "exactly one run id")
           << ", got " << positional.size() << " (see gcprune " << name << " --help)\n";
       return kExitUsage;
     }
+    return -1;
+  }
+
+  int Dial(std::ostream& err) {
     if (timeout <= absl::ZeroDuration()) {
       err << "gcprune " << name << ": --timeout must be positive, got " << absl::FormatDuration(timeout) << "\n";
       return kExitUsage;
@@ -85,19 +104,162 @@ absl::StatusOr<v1::RunState> ParseRunState(const std::string& text) {
       "--state: unknown value '", text, "' (known: queued, running, succeeded, failed, cancelled)"));
 }
 
+// Lists every run on the trainer in `state`, following the pages.
+absl::StatusOr<std::vector<v1::Run>> ListAllRuns(v1::Trainer::Stub* stub, v1::RunState state, absl::Duration timeout) {
+  std::vector<v1::Run> runs;
+  v1::ListRunsRequest request;
+  request.set_state(state);
+  request.set_page_size(1000);
+  do {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    v1::ListRunsResponse page;
+    GCPRUNE_RETURN_IF_ERROR(common::FromGrpcStatus(stub->ListRuns(&context, request, &page)));
+    for (v1::Run& run : *page.mutable_runs()) runs.push_back(std::move(run));
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  return runs;
+}
+
+absl::StatusOr<v1::RunReport> GetRunReportWithTimeout(v1::Trainer::Stub* stub, const std::string& run_id,
+                                                      absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetRunReportRequest request;
+  request.set_run_id(run_id);
+  v1::RunReport report;
+  GCPRUNE_RETURN_IF_ERROR(common::FromGrpcStatus(stub->GetRunReport(&context, request, &report)));
+  return report;
+}
+
+// `gcprune report --sweep [RUN ...]`: fetches the runs (the given ones, else every SUCCEEDED run) and their
+// reports, then prints the analysis of BuildSweepReport.
+int PrintSweepReport(v1::Trainer::Stub* stub, const ServerTarget& target, const std::vector<std::string>& run_ids,
+                     const SweepOptions& options, bool json, std::ostream& out, std::ostream& err) {
+  std::vector<SweepRun> runs;
+  if (run_ids.empty()) {
+    absl::StatusOr<std::vector<v1::Run>> listed = ListAllRuns(stub, v1::RUN_STATE_SUCCEEDED, target.timeout);
+    if (!listed.ok()) return ReportRpcFailure("report", target, "listing runs", listed.status(), err);
+    int included = 0;
+    for (v1::Run& run : *listed) {
+      included += SweepIncludes(run, options) ? 1 : 0;
+      runs.push_back({std::move(run), v1::RunReport()});
+    }
+    if (included == 0) {
+      err << "gcprune report: no SUCCEEDED runs"
+          << (options.label_prefix.empty() ? "" : " with a label starting with '" + options.label_prefix + "'")
+          << " on the trainer at " << target.address << "; nothing to analyse\n";
+      return kExitRpcError;
+    }
+  } else {
+    int included = 0;
+    std::vector<std::string> seen;
+    for (const std::string& run_id : run_ids) {
+      if (std::find(seen.begin(), seen.end(), run_id) != seen.end()) continue;
+      seen.push_back(run_id);
+      absl::StatusOr<v1::Run> run = GetRunWithTimeout(stub, run_id, target.timeout);
+      if (!run.ok()) {
+        return ReportRpcFailure("report", target, absl::StrCat("looking up run '", run_id, "'"), run.status(), err);
+      }
+      included += SweepIncludes(*run, options) ? 1 : 0;
+      runs.push_back({*std::move(run), v1::RunReport()});
+    }
+    if (included == 0) {
+      err << "gcprune report: no run among the " << seen.size() << " given has a label starting with '"
+          << options.label_prefix << "'; nothing to analyse\n";
+      return kExitRpcError;
+    }
+  }
+  for (SweepRun& run : runs) {
+    // Runs the filters leave out only count in a note; their reports are not needed.
+    if (!SweepIncludes(run.run, options)) continue;
+    const std::string& run_id = run.run.run_id();
+    absl::StatusOr<v1::RunReport> report = GetRunReportWithTimeout(stub, run_id, target.timeout);
+    if (!report.ok()) {
+      return ReportRpcFailure("report", target, absl::StrCat("the report of run '", run_id, "'"), report.status(),
+                              err);
+    }
+    run.report = *std::move(report);
+  }
+  absl::StatusOr<SweepReport> report = BuildSweepReport(runs, options);
+  if (!report.ok()) {
+    err << "gcprune report: " << report.status().message() << "\n";
+    return kExitRpcError;
+  }
+  out << (json ? FormatSweepJson(*report) : FormatSweepText(*report));
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunReportCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   bool json = false;
-  TrainerCommand command("report", "gcprune report RUN [--json] [flags]",
-                         "Prints the report of run RUN: per prune iteration the target and achieved sparsity and\n"
-                         "the test accuracy right after pruning, the fine-tuning result, the final sparsity per\n"
-                         "tensor and the time per phase. Exit codes: 0 printed, 2 bad command line, 3 trainer\n"
-                         "unreachable, 4 other error (e.g. unknown run).");
-  command.flags.AddBool("json", &json, "print the RunReport as JSON (proto field names)");
-  if (const int code = command.Start(args, 1, out, err); code >= 0) return code;
+  bool sweep = false;
+  std::string rule_text = "both";
+  SweepOptions sweep_options;
+  double reference = std::numeric_limits<double>::quiet_NaN();
+  TrainerCommand command(
+      "report",
+      "gcprune report RUN [--json] [flags]\n"
+      "       gcprune report --sweep [RUN ...] [--rule drop|steepest|both] [--max_drop X] [--reference X]\n"
+      "                      [--label_prefix S] [--json] [flags]",
+      "Prints the report of run RUN: per prune iteration the target and achieved sparsity and\n"
+      "the test accuracy right after pruning, the fine-tuning result, the final sparsity per\n"
+      "tensor and the time per phase.\n\n"
+      "With --sweep, the phase shift of a sparsity sweep: the runs RUN ... (default: every SUCCEEDED\n"
+      "run on the trainer) grouped by method, per method a table of (achieved sparsity, test accuracy\n"
+      "right after the last prune iteration, fine-tuned accuracy), the sparsity where accuracy collapses\n"
+      "and the recommended sparsity, the last one before it. Rules: drop = the first run more than\n"
+      "--max_drop below the reference (dense) accuracy; steepest = the right end of the segment with\n"
+      "the largest accuracy drop per unit of sparsity among segments dropping more than --max_drop.\n"
+      "The reference is --reference, else the accuracy of the newest run with method none, else per\n"
+      "method the pre-training accuracy of its runs.\n\n"
+      "Exit codes: 0 printed, 2 bad command line, 3 trainer unreachable, 4 other error (e.g. unknown\n"
+      "run, no runs to analyse).");
+  command.flags.AddBool("json", &json, "print the RunReport as JSON (proto field names); with --sweep, the analysis");
+  command.flags.AddBool("sweep", &sweep, "analyse a sweep of runs for its phase shift");
+  command.flags.AddString("rule", &rule_text, "--sweep: the phase-shift rule, drop, steepest or both");
+  command.flags.AddDouble("max_drop", &sweep_options.max_drop,
+                          "--sweep: accuracy drop in [0, 1] that counts as a collapse (0.05 = 5 points)");
+  command.flags.AddDouble("reference", &reference, "--sweep: the dense model's test accuracy, in [0, 1]");
+  command.flags.SetDefaultText("reference", "a method-none run's, else pre-training");
+  command.flags.AddString("label_prefix", &sweep_options.label_prefix,
+                          "--sweep: only runs whose label starts with this");
+  if (const int code = command.Parse(args, out, err); code >= 0) return code;
+  if (!sweep) {
+    for (const char* flag : {"rule", "max_drop", "reference", "label_prefix"}) {
+      if (command.flags.IsSet(flag)) {
+        err << "gcprune report: --" << flag << " applies only with --sweep (see gcprune report --help)\n";
+        return kExitUsage;
+      }
+    }
+    if (const int code = command.ExpectPositional(1, err); code >= 0) return code;
+    if (const int code = command.Dial(err); code >= 0) return code;
+    auto stub = v1::Trainer::NewStub(command.channel);
+    return PrintRunReport("report", stub.get(), command.target(), command.positional[0], json, out, err);
+  }
+
+  absl::StatusOr<std::vector<pruner::PhaseShiftRule>> rules = ParseSweepRules(rule_text);
+  if (!rules.ok()) {
+    err << "gcprune report: " << rules.status().message() << "\n";
+    return kExitUsage;
+  }
+  sweep_options.rules = *std::move(rules);
+  if (!(sweep_options.max_drop >= 0.0 && sweep_options.max_drop <= 1.0)) {
+    err << "gcprune report: --max_drop must be in [0, 1] (a fraction: 0.05 = 5 accuracy points), got "
+        << sweep_options.max_drop << "\n";
+    return kExitUsage;
+  }
+  if (command.flags.IsSet("reference")) {
+    if (!(reference >= 0.0 && reference <= 1.0)) {
+      err << "gcprune report: --reference must be in [0, 1] (a fraction: 0.81 = 81%), got " << reference << "\n";
+      return kExitUsage;
+    }
+    sweep_options.reference_accuracy = reference;
+  }
+  if (const int code = command.Dial(err); code >= 0) return code;
   auto stub = v1::Trainer::NewStub(command.channel);
-  return PrintRunReport("report", stub.get(), command.target(), command.positional[0], json, out, err);
+  return PrintSweepReport(stub.get(), command.target(), command.positional, sweep_options, json, out, err);
 }
 
 int RunRunsCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

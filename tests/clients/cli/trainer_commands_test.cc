@@ -426,6 +426,26 @@ TEST_F(TrainerCommandsTest, ReportTextAndJson) {
   EXPECT_EQ(report.prunable_weights(), 32360);
 }
 
+TEST_F(TrainerCommandsTest, ReportSweepOfOneRunSaysItIsNoCurve) {
+  const Outcome sweep = Run({"report", "--sweep", "run-1", "run-1"});
+  ASSERT_EQ(sweep.code, kExitOk) << sweep.err;
+  EXPECT_THAT(sweep.out, StartsWith("Phase shift of a sweep of 1 run "));
+  EXPECT_THAT(sweep.out, HasSubstr("Reference (dense) accuracy: per method, the pre-training test accuracy"));
+  EXPECT_THAT(sweep.out, HasSubstr("causal-v2: 1 run on the curve, reference 80.00%\n"));
+  EXPECT_THAT(sweep.out, HasSubstr("  50.00%    50.00%       79.00%           -  run-1\n"));
+  EXPECT_THAT(sweep.out, HasSubstr("note: run run-1 is RUNNING; its last completed iteration (1 of 1) counts\n"));
+  EXPECT_THAT(sweep.out, HasSubstr("phase shift (drop-from-reference, 5.0 points below 80.00%): needs runs at two "
+                                   "or more sparsities, got 1\n"));
+  const Outcome unknown = Run({"report", "--sweep", "run-1", "run-404"});
+  EXPECT_EQ(unknown.code, kExitRpcError);
+  EXPECT_THAT(unknown.err, HasSubstr("gcprune report: looking up run 'run-404' failed: the trainer at " + address_ +
+                                     " answered NOT_FOUND"));
+  const Outcome filtered = Run({"report", "--sweep", "run-1", "--label_prefix=sweep-"});
+  EXPECT_EQ(filtered.code, kExitRpcError);
+  EXPECT_EQ(filtered.err,
+            "gcprune report: no run among the 1 given has a label starting with 'sweep-'; nothing to analyse\n");
+}
+
 TEST_F(TrainerCommandsTest, RunsFollowsPagesUpToTheLimit) {
   const Outcome all = Run({"runs"});
   EXPECT_EQ(all.code, kExitOk) << all.err;
@@ -478,6 +498,9 @@ TEST_F(TrainerCommandsTest, UnreachableServersExitThreeWithAHint) {
       {{"report", "run-1", "--trainer=" + closed}, "gcprune report: the report of run 'run-1' failed: cannot reach"},
       {{"runs", "--trainer=" + closed}, "gcprune runs: listing runs failed: cannot reach the trainer"},
       {{"cancel", "run-1", "--trainer=" + closed}, "gcprune cancel: cancelling run 'run-1' failed: cannot reach"},
+      {{"report", "--sweep", "--trainer=" + closed}, "gcprune report: listing runs failed: cannot reach the trainer"},
+      {{"report", "--sweep", "run-1", "--trainer=" + closed},
+       "gcprune report: looking up run 'run-1' failed: cannot reach the trainer"},
       {{"sessions", "--pruner=" + closed}, "gcprune sessions: listing sessions failed: cannot reach the pruner"},
   };
   for (const Case& c : cases) {
@@ -533,6 +556,12 @@ TEST_F(TrainerCommandsTest, UsageErrorsExitTwo) {
       {"sessions", "--state=asleep"},
       {"sessions", "extra"},
       {"report", "run-1", "--tls_ca_file=/nonexistent/ca.pem"},
+      {"report", "run-1", "run-2"},
+      {"report", "run-1", "--rule=drop"},
+      {"report", "--max_drop=0.1"},
+      {"report", "--sweep", "--rule=median"},
+      {"report", "--sweep", "--max_drop=5"},
+      {"report", "--sweep", "--reference=80.7"},
   };
   for (const auto& args : cases) {
     SCOPED_TRACE(args[0] + (args.size() > 1 ? " " + args[1] : ""));
