@@ -130,9 +130,18 @@ SweepMethod AnalyzeMethod(const std::string& name, const std::vector<const Sweep
     if (InUnitInterval(candidate.pretrain_accuracy)) pretrain.push_back(candidate.pretrain_accuracy);
   }
 
-  if (source != SweepReferenceSource::kPretraining) {
+  // causal-v1 rewinds to the pre-trained weights before each measurement (METHOD.md §4), so the dense model
+  // its accuracy after pruning compares with is the pre-trained one, not a control run's.
+  const bool own_pretraining = source == SweepReferenceSource::kPretraining ||
+                               (source == SweepReferenceSource::kNoneRun && name == "causal-v1" && !pretrain.empty());
+  if (!own_pretraining) {
     method.reference_accuracy = shared_reference;
   } else if (!pretrain.empty()) {
+    if (source == SweepReferenceSource::kNoneRun) {
+      method.notes.push_back(
+          "causal-v1 rewinds to the pre-trained weights, so its reference is its pre-trained accuracy, not the "
+          "method-none run's");
+    }
     double sum = 0.0;
     for (double accuracy : pretrain) sum += accuracy;
     method.reference_accuracy = sum / static_cast<double>(pretrain.size());

@@ -225,6 +225,24 @@ TEST(SweepReportTest, ReferenceFromTheFlagOrFromPreTraining) {
   EXPECT_THAT(text, HasSubstr("(steepest-drop, segments dropping more than 5.0 points): at 98.00% sparsity"));
 }
 
+TEST(SweepReportTest, CausalV1ComparesWithItsOwnPretrainedModel) {
+  // causal-v1 rewinds to the pre-trained weights, so a method-none run is not its dense model.
+  std::vector<SweepRun> runs = SampleSweep();
+  runs.push_back(MakeRun("v1-a", v1::METHOD_CAUSAL_V1, kNaN, 0.40, 0.74, 1000, 0.7387));
+  runs.push_back(MakeRun("v1-b", v1::METHOD_CAUSAL_V1, kNaN, 0.92, 0.56, 1000, 0.7387));
+  ASSERT_OK_AND_ASSIGN(SweepReport report, BuildSweepReport(runs, SweepOptions()));
+  const SweepMethod* v1_method = FindMethod(report, "causal-v1");
+  ASSERT_NE(v1_method, nullptr);
+  EXPECT_DOUBLE_EQ(v1_method->reference_accuracy, 0.7387);
+  EXPECT_THAT(FormatSweepText(report), HasSubstr("its reference is its pre-trained accuracy"));
+  EXPECT_DOUBLE_EQ(FindMethod(report, "causal-v2")->reference_accuracy, 0.8073);  // the others keep the control
+  // A reference given on the command line applies to every method.
+  SweepOptions options;
+  options.reference_accuracy = 0.9;
+  ASSERT_OK_AND_ASSIGN(SweepReport given, BuildSweepReport(runs, options));
+  EXPECT_DOUBLE_EQ(FindMethod(given, "causal-v1")->reference_accuracy, 0.9);
+}
+
 TEST(SweepReportTest, NewestDenseRunIsTheReference) {
   std::vector<SweepRun> runs = SampleSweep();
   runs.push_back(MakeRun("dense-old", v1::METHOD_NONE, kNaN, 0.0, 0.5, 10));
