@@ -544,8 +544,11 @@ def profile_block(profile, directory, figures_dir, doc_dir):
     out += ["Per-layer sparsity (%) at P = 0.9 and 0.99, and for causal-v1:", "",
             layer_table(groups, {0.9, 0.99}), ""]
     out += ["<details><summary>Every run</summary>", "", main_table(groups), "", "</details>", ""]
-    out += ["Median wall time per phase (two shared cores, one OpenMP thread per server):", "",
-            timing_table(groups), ""]
+    threads = sorted({r.get("environment", {}).get("server_threads") for r in runs} - {None})
+    threads_text = (f"{', '.join(map(str, threads))} OpenMP thread(s) per server" if threads
+                    else "one OpenMP thread per server")
+    out += [f"Median wall time per phase (two cores, {threads_text}; runs that reused a pre-training show "
+            "only the time to restore it):", "", timing_table(groups), ""]
     rows = flatness_rows(flatness, runs)
     if rows:
         figure = os.path.join(figures_dir, f"flatness_{profile}.png")

@@ -365,7 +365,7 @@ def execute(point, settings, profile, out_dir, stub, pb, pruner_address):
     return record
 
 
-FLATNESS_DEFAULT = ["none"] + [f"{m}-P{t:g}" for m in ("causal-v2", "magnitude-global") for t in (0.5, 0.7, 0.9)]
+FLATNESS_DEFAULT = ["none"] + [f"{m}-P{t:g}" for m in ("causal-v2", "magnitude-global", "random") for t in (0.5, 0.7, 0.9)]
 
 
 def flatness(names, out_dir, build_dir, threads, examples, iterations, epsilon):
