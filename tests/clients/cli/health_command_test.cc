@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "protos/gcprune/v1/pruner.grpc.pb.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/clients/cli/cli_runner.h"
 
 namespace gcprune::cli {
 namespace {
@@ -25,23 +26,8 @@ using ::testing::HasSubstr;
 
 class EmptyPruner final : public gcprune::v1::Pruner::CallbackService {};
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Outcome RunInProcess(const std::vector<std::string>& args) {
-  std::vector<const char*> argv = {"gcprune"};
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  std::ostringstream out;
-  std::ostringstream err;
-  Outcome outcome;
-  outcome.code = RunCli(static_cast<int>(argv.size()), argv.data(), out, err);
-  outcome.out = out.str();
-  outcome.err = err.str();
-  return outcome;
-}
+using test_util::Cli;
+using test_util::Outcome;
 
 // Runs the built binary through the shell; returns its exit code and combined output.
 Outcome RunBinary(const std::string& args) {
@@ -89,49 +75,49 @@ class HealthCommandTest : public ::testing::Test {
 };
 
 TEST_F(HealthCommandTest, ServingExitsZero) {
-  const Outcome whole = RunInProcess({"health", open_server_->local_address()});
+  const Outcome whole = Cli({"health", open_server_->local_address()});
   EXPECT_EQ(whole.code, kExitOk) << whole.err;
   EXPECT_EQ(whole.out, open_server_->local_address() + ": SERVING\n");
-  const Outcome pruner = RunInProcess({"health", open_server_->local_address(), "--service", "gcprune.v1.Pruner"});
+  const Outcome pruner = Cli({"health", open_server_->local_address(), "--service", "gcprune.v1.Pruner"});
   EXPECT_EQ(pruner.code, kExitOk) << pruner.err;
   EXPECT_THAT(pruner.out, HasSubstr("gcprune.v1.Pruner: SERVING"));
 }
 
 TEST_F(HealthCommandTest, NotServingAndUnknownServiceExitOne) {
   open_server_->SetServingStatus("gcprune.v1.Pruner", false);
-  const Outcome not_serving = RunInProcess({"health", open_server_->local_address(), "--service=gcprune.v1.Pruner"});
+  const Outcome not_serving = Cli({"health", open_server_->local_address(), "--service=gcprune.v1.Pruner"});
   EXPECT_EQ(not_serving.code, kExitNegative);
   EXPECT_THAT(not_serving.out, HasSubstr("NOT_SERVING"));
-  const Outcome unknown = RunInProcess({"health", open_server_->local_address(), "--service", "x.Nope"});
+  const Outcome unknown = Cli({"health", open_server_->local_address(), "--service", "x.Nope"});
   EXPECT_EQ(unknown.code, kExitNegative);
   EXPECT_THAT(unknown.err, HasSubstr("does not know the service 'x.Nope'"));
 }
 
 TEST_F(HealthCommandTest, TokenIsRequiredAndChecked) {
-  const Outcome anonymous = RunInProcess({"health", server_->local_address()});
+  const Outcome anonymous = Cli({"health", server_->local_address()});
   EXPECT_EQ(anonymous.code, kExitRpcError);
   EXPECT_THAT(anonymous.err, HasSubstr("UNAUTHENTICATED"));
-  const Outcome wrong = RunInProcess({"health", server_->local_address(), "--token", "wrong"});
+  const Outcome wrong = Cli({"health", server_->local_address(), "--token", "wrong"});
   EXPECT_EQ(wrong.code, kExitRpcError);
   EXPECT_THAT(wrong.err, HasSubstr("PERMISSION_DENIED"));
-  const Outcome right = RunInProcess({"health", server_->local_address(), "--token", "health-test-token"});
+  const Outcome right = Cli({"health", server_->local_address(), "--token", "health-test-token"});
   EXPECT_EQ(right.code, kExitOk) << right.err;
 }
 
 TEST_F(HealthCommandTest, UsageErrorsExitTwo) {
-  EXPECT_EQ(RunInProcess({}).code, kExitUsage);
-  EXPECT_EQ(RunInProcess({"nonsense"}).code, kExitUsage);
-  EXPECT_EQ(RunInProcess({"health"}).code, kExitUsage);
-  EXPECT_EQ(RunInProcess({"health", "a:1", "b:2"}).code, kExitUsage);
-  EXPECT_EQ(RunInProcess({"health", "a:1", "--timeout", "0s"}).code, kExitUsage);
-  const Outcome bad_file = RunInProcess({"health", "a:1", "--tls_ca_file", "/nonexistent/ca.pem"});
+  EXPECT_EQ(Cli({}).code, kExitUsage);
+  EXPECT_EQ(Cli({"nonsense"}).code, kExitUsage);
+  EXPECT_EQ(Cli({"health"}).code, kExitUsage);
+  EXPECT_EQ(Cli({"health", "a:1", "b:2"}).code, kExitUsage);
+  EXPECT_EQ(Cli({"health", "a:1", "--timeout", "0s"}).code, kExitUsage);
+  const Outcome bad_file = Cli({"health", "a:1", "--tls_ca_file", "/nonexistent/ca.pem"});
   EXPECT_EQ(bad_file.code, kExitUsage);
   EXPECT_THAT(bad_file.err, HasSubstr("/nonexistent/ca.pem"));
-  const Outcome help = RunInProcess({"health", "--help"});
+  const Outcome help = Cli({"health", "--help"});
   EXPECT_EQ(help.code, kExitOk);
   EXPECT_THAT(help.out, HasSubstr("usage: gcprune health ADDR"));
-  EXPECT_EQ(RunInProcess({"help"}).code, kExitOk);
-  EXPECT_EQ(RunInProcess({"help", "health"}).code, kExitOk);
+  EXPECT_EQ(Cli({"help"}).code, kExitOk);
+  EXPECT_EQ(Cli({"help", "health"}).code, kExitOk);
 }
 
 TEST_F(HealthCommandTest, BinaryAgainstLiveServerExitsZero) {

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/trainer_service/service/service_test_util.h"
+#include "tests/clients/cli/cli_runner.h"
 
 namespace gcprune::cli {
 namespace {
@@ -23,23 +24,8 @@ using ::testing::Not;
 using ::testing::StartsWith;
 namespace testing_util = ::gcprune::trainer::testing;
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Outcome Cli(const std::vector<std::string>& args) {
-  std::vector<const char*> argv = {"gcprune"};
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  std::ostringstream out;
-  std::ostringstream err;
-  Outcome outcome;
-  outcome.code = RunCli(static_cast<int>(argv.size()), argv.data(), out, err);
-  outcome.out = out.str();
-  outcome.err = err.str();
-  return outcome;
-}
+using test_util::Cli;
+using test_util::Outcome;
 
 class SweepCommandTest : public ::testing::Test {
  protected:

@@ -23,6 +23,7 @@
 #include "protos/gcprune/v1/pruner.grpc.pb.h"
 #include "protos/gcprune/v1/trainer.grpc.pb.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/clients/cli/cli_runner.h"
 
 namespace gcprune::cli {
 namespace {
@@ -31,23 +32,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Outcome Cli(const std::vector<std::string>& args) {
-  std::vector<const char*> argv = {"gcprune"};
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  std::ostringstream out;
-  std::ostringstream err;
-  Outcome outcome;
-  outcome.code = RunCli(static_cast<int>(argv.size()), argv.data(), out, err);
-  outcome.out = out.str();
-  outcome.err = err.str();
-  return outcome;
-}
+using test_util::Cli;
+using test_util::Outcome;
 
 v1::RunEvent Event(int64_t sequence) {
   v1::RunEvent event;
