@@ -488,6 +488,13 @@ def main():
         for point in todo:
             if execute(point, settings, args.profile, out_dir, stub, pb, servers.pruner) is None:
                 failures += 1
+        # The phase shift of this invocation's runs, as `gcprune report --sweep` computes it on the trainer
+        # (docs/RESULTS.md has the whole grid, from the records).
+        cli = os.path.join(args.build_dir, "clients", "cli", "gcprune")
+        if os.path.exists(cli):
+            log("gcprune report --sweep over the runs of this invocation:")
+            subprocess.run([cli, "report", "--sweep", f"--trainer={servers.trainer}", "--label_prefix=sweep "],
+                           check=False)
     except KeyboardInterrupt:
         log("interrupted; finished runs are kept")
         return 130
