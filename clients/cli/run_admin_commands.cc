@@ -104,41 +104,14 @@ absl::StatusOr<v1::RunState> ParseRunState(const std::string& text) {
       "--state: unknown value '", text, "' (known: queued, running, succeeded, failed, cancelled)"));
 }
 
-// Lists every run on the trainer in `state`, following the pages.
-absl::StatusOr<std::vector<v1::Run>> ListAllRuns(v1::Trainer::Stub* stub, v1::RunState state, absl::Duration timeout) {
-  std::vector<v1::Run> runs;
-  v1::ListRunsRequest request;
-  request.set_state(state);
-  request.set_page_size(1000);
-  do {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    v1::ListRunsResponse page;
-    GCPRUNE_RETURN_IF_ERROR(common::FromGrpcStatus(stub->ListRuns(&context, request, &page)));
-    for (v1::Run& run : *page.mutable_runs()) runs.push_back(std::move(run));
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty());
-  return runs;
-}
-
-absl::StatusOr<v1::RunReport> GetRunReportWithTimeout(v1::Trainer::Stub* stub, const std::string& run_id,
-                                                      absl::Duration timeout) {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  v1::GetRunReportRequest request;
-  request.set_run_id(run_id);
-  v1::RunReport report;
-  GCPRUNE_RETURN_IF_ERROR(common::FromGrpcStatus(stub->GetRunReport(&context, request, &report)));
-  return report;
-}
-
 // `gcprune report --sweep [RUN ...]`: fetches the runs (the given ones, else every SUCCEEDED run) and their
 // reports, then prints the analysis of BuildSweepReport.
 int PrintSweepReport(v1::Trainer::Stub* stub, const ServerTarget& target, const std::vector<std::string>& run_ids,
                      const SweepOptions& options, bool json, std::ostream& out, std::ostream& err) {
   std::vector<SweepRun> runs;
   if (run_ids.empty()) {
-    absl::StatusOr<std::vector<v1::Run>> listed = ListAllRuns(stub, v1::RUN_STATE_SUCCEEDED, target.timeout);
+    absl::StatusOr<std::vector<v1::Run>> listed =
+        ListRunsWithTimeout(stub, v1::RUN_STATE_SUCCEEDED, /*limit=*/0, target.timeout);
     if (!listed.ok()) return ReportRpcFailure("report", target, "listing runs", listed.status(), err);
     int included = 0;
     for (v1::Run& run : *listed) {
@@ -273,35 +246,24 @@ int RunRunsCommand(const std::vector<std::string>& args, std::ostream& out, std:
   command.flags.AddInt("limit", &limit, "at most this many runs; 0 = all");
   command.flags.AddBool("json", &json, "print a ListRunsResponse as JSON (proto field names)");
   if (const int code = command.Start(args, 0, out, err); code >= 0) return code;
-  v1::ListRunsRequest request;
+  v1::RunState state_filter = v1::RUN_STATE_UNSPECIFIED;
   if (!state_text.empty()) {
     absl::StatusOr<v1::RunState> state = ParseRunState(state_text);
     if (!state.ok()) {
       err << "gcprune runs: " << state.status().message() << "\n";
       return kExitUsage;
     }
-    request.set_state(*state);
+    state_filter = *state;
   }
   if (limit < 0) {
     err << "gcprune runs: --limit must be >= 0, got " << limit << "\n";
     return kExitUsage;
   }
   auto stub = v1::Trainer::NewStub(command.channel);
+  absl::StatusOr<std::vector<v1::Run>> listed = ListRunsWithTimeout(stub.get(), state_filter, limit, command.timeout);
+  if (!listed.ok()) return ReportRpcFailure("runs", command.target(), "listing runs", listed.status(), err);
   v1::ListRunsResponse all;
-  do {
-    const int64_t wanted = limit == 0 ? 1000 : limit - all.runs_size();
-    request.set_page_size(static_cast<int32_t>(std::min<int64_t>(wanted, 1000)));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + command.timeout));
-    v1::ListRunsResponse page;
-    const absl::Status status = common::FromGrpcStatus(stub->ListRuns(&context, request, &page));
-    if (!status.ok()) return ReportRpcFailure("runs", command.target(), "listing runs", status, err);
-    for (v1::Run& run : *page.mutable_runs()) {
-      if (limit > 0 && all.runs_size() >= limit) break;
-      *all.add_runs() = std::move(run);
-    }
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty() && (limit == 0 || all.runs_size() < limit));
+  for (v1::Run& run : *listed) *all.add_runs() = std::move(run);
 
   if (json) {
     absl::StatusOr<std::string> text = ToJson(all);

@@ -3,6 +3,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 
@@ -26,17 +27,49 @@ absl::StatusOr<v1::Run> GetRunWithTimeout(v1::Trainer::Stub* stub, const std::st
   return run;
 }
 
-int PrintRunReport(absl::string_view command, v1::Trainer::Stub* stub, const ServerTarget& target,
-                   const std::string& run_id, bool json, std::ostream& out, std::ostream& err) {
+absl::StatusOr<v1::RunReport> GetRunReportWithTimeout(v1::Trainer::Stub* stub, const std::string& run_id,
+                                                      absl::Duration timeout) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + target.timeout));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::GetRunReportRequest request;
   request.set_run_id(run_id);
   v1::RunReport report;
   const absl::Status status = common::FromGrpcStatus(stub->GetRunReport(&context, request, &report));
-  if (!status.ok()) {
-    return ReportRpcFailure(command, target, absl::StrCat("the report of run '", run_id, "'"), status, err);
+  if (!status.ok()) return status;
+  return report;
+}
+
+absl::StatusOr<std::vector<v1::Run>> ListRunsWithTimeout(v1::Trainer::Stub* stub, v1::RunState state, int64_t limit,
+                                                         absl::Duration timeout) {
+  constexpr int64_t kMaxPage = 1000;  // the server's largest page
+  std::vector<v1::Run> runs;
+  v1::ListRunsRequest request;
+  request.set_state(state);
+  do {
+    const int64_t wanted = limit == 0 ? kMaxPage : limit - static_cast<int64_t>(runs.size());
+    request.set_page_size(static_cast<int32_t>(std::min(wanted, kMaxPage)));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    v1::ListRunsResponse page;
+    const absl::Status status = common::FromGrpcStatus(stub->ListRuns(&context, request, &page));
+    if (!status.ok()) return status;
+    for (v1::Run& run : *page.mutable_runs()) {
+      if (limit > 0 && static_cast<int64_t>(runs.size()) >= limit) break;
+      runs.push_back(std::move(run));
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty() && (limit == 0 || static_cast<int64_t>(runs.size()) < limit));
+  return runs;
+}
+
+int PrintRunReport(absl::string_view command, v1::Trainer::Stub* stub, const ServerTarget& target,
+                   const std::string& run_id, bool json, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<v1::RunReport> fetched = GetRunReportWithTimeout(stub, run_id, target.timeout);
+  if (!fetched.ok()) {
+    return ReportRpcFailure(command, target, absl::StrCat("the report of run '", run_id, "'"), fetched.status(),
+                            err);
   }
+  const v1::RunReport& report = *fetched;
   if (json) {
     absl::StatusOr<std::string> text = ToJson(report);
     if (!text.ok()) {

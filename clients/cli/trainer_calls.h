@@ -3,10 +3,12 @@
 #ifndef GCPRUNE_CLIENTS_CLI_TRAINER_CALLS_H_
 #define GCPRUNE_CLIENTS_CLI_TRAINER_CALLS_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -20,6 +22,15 @@ namespace gcprune::cli {
 // Trainer.GetRun with a deadline of `timeout`; the trainer's status on failure.
 absl::StatusOr<v1::Run> GetRunWithTimeout(v1::Trainer::Stub* stub, const std::string& run_id,
                                           absl::Duration timeout);
+
+// Trainer.GetRunReport with a deadline of `timeout`; the trainer's status on failure.
+absl::StatusOr<v1::RunReport> GetRunReportWithTimeout(v1::Trainer::Stub* stub, const std::string& run_id,
+                                                      absl::Duration timeout);
+
+// Trainer.ListRuns page after page (each call with a deadline of `timeout`), newest first: the runs in
+// `state` (UNSPECIFIED = any), at most `limit` of them (0 = all).
+absl::StatusOr<std::vector<v1::Run>> ListRunsWithTimeout(v1::Trainer::Stub* stub, v1::RunState state, int64_t limit,
+                                                         absl::Duration timeout);
 
 // Fetches the run's report (and the run, for the header) and prints it to `out`: as text, or as the
 // RunReport's JSON if `json`. Returns kExitOk, or the exit code of ReportRpcFailure after writing the

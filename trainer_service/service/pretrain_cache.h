@@ -6,6 +6,7 @@
 #define GCPRUNE_TRAINER_SERVICE_SERVICE_PRETRAIN_CACHE_H_
 
 #include <cstdint>
+#include <limits>
 #include <list>
 #include <memory>
 #include <string>
@@ -19,18 +20,22 @@
 
 namespace gcprune::trainer {
 
+// Results of a training phase (pre-training, training between iterations, fine-tuning).
+struct PhaseOutcome {
+  int epochs = 0;  // epochs run (fewer than planned after an early stop)
+  double last_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double last_loss = std::numeric_limits<double>::quiet_NaN();
+  double best_accuracy = std::numeric_limits<double>::quiet_NaN();
+  int best_epoch = 0;
+};
+
 // What a pre-training left behind, enough to continue the run as if it had just pre-trained.
 struct PretrainedModel {
   ModelSnapshot model;
   int64_t epochs_drawn = 0;  // shuffled epochs the pre-training drew (the run's epoch counter after it)
-  int epochs = 0;            // epochs run (fewer than planned after an early stop)
-  double last_accuracy = 0.0;
-  double last_loss = 0.0;
-  double best_accuracy = 0.0;
-  int best_epoch = 0;
+  PhaseOutcome outcome;
   double seconds = 0.0;     // wall time the pre-training took
   std::string source_run;  // id of the run that pre-trained
-  int threads = 0;          // OpenMP threads it ran with
 
   // Bytes held by the snapshot.
   int64_t bytes() const;

@@ -61,15 +61,6 @@ absl::StatusOr<LrSchedule> MakeLrSchedule(const PhasePlan& phase) {
   return LrSchedule::Constant(phase.optimizer.learning_rate);
 }
 
-// Results of a training phase.
-struct PhaseOutcome {
-  int epochs = 0;
-  double last_accuracy = kNaN;
-  double last_loss = kNaN;
-  double best_accuracy = kNaN;
-  int best_epoch = 0;
-};
-
 class ProtocolRunner {
  public:
   ProtocolRunner(const RunPlan& plan, const RunData& data, RunRecord* record, const ProtocolOptions& options)
@@ -471,16 +462,10 @@ absl::StatusOr<PhaseOutcome> ProtocolRunner::Pretrain() {
       record_->Update([&](v1::Run*, v1::RunReport* report) {
         v1::PretrainReuse* reuse = report->mutable_pretrain_reused();
         reuse->set_source_run_id(saved->source_run);
-        reuse->set_epochs(saved->epochs);
+        reuse->set_epochs(saved->outcome.epochs);
         reuse->set_seconds_saved(saved->seconds);
       });
-      PhaseOutcome outcome;
-      outcome.epochs = saved->epochs;
-      outcome.last_accuracy = saved->last_accuracy;
-      outcome.last_loss = saved->last_loss;
-      outcome.best_accuracy = saved->best_accuracy;
-      outcome.best_epoch = saved->best_epoch;
-      return outcome;
+      return saved->outcome;
     }
   }
   const Stopwatch watch;
@@ -494,14 +479,9 @@ absl::StatusOr<PhaseOutcome> ProtocolRunner::Pretrain() {
     auto saved = std::make_shared<PretrainedModel>();
     saved->model = model_->Snapshot();
     saved->epochs_drawn = epoch_counter_;
-    saved->epochs = outcome.epochs;
-    saved->last_accuracy = outcome.last_accuracy;
-    saved->last_loss = outcome.last_loss;
-    saved->best_accuracy = outcome.best_accuracy;
-    saved->best_epoch = outcome.best_epoch;
+    saved->outcome = outcome;
     saved->seconds = watch.Seconds();
     saved->source_run = record_->id();
-    saved->threads = model_->threads();
     cache->Insert(key, std::move(saved));
   }
   return outcome;
